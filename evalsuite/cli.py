@@ -1,0 +1,218 @@
+"""Command line: ``evalsuite run | quickstart | tasks``.
+
+The only module that reads environment variables, prints, or picks exit codes:
+0 success, 1 a gate failed (gates arrive with the report), 2 usage, configuration or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from evalsuite.config import RunConfig, load_config, parse_config, resolve_paths
+from evalsuite.errors import EvalsuiteError
+from evalsuite.records import TaskResult
+
+EXIT_OK, EXIT_GATE_FAILED, EXIT_INPUT_ERROR = 0, 1, 2
+ENV_DATA_DIR, ENV_CACHE_DIR = "EVALSUITE_DATA_DIR", "EVALSUITE_CACHE_DIR"
+
+console = Console(stderr=True)
+out = Console()
+
+
+class RichProgress:
+    """One bar per (model, task) unit, plus notes such as model loading."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.current: TaskID | None = None
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(f"[dim]{message}[/dim]")
+
+    def unit_started(self, model: str, task: str, requests: int) -> None:
+        self.current = self.progress.add_task(f"{model} · {task}", total=requests)
+
+    def advance(self, requests: int) -> None:
+        if self.current is not None:
+            self.progress.advance(self.current, requests)
+
+    def unit_finished(self, result: TaskResult) -> None:
+        if self.current is not None:
+            task = self.progress.tasks[self.current]
+            self.progress.update(self.current, completed=task.total)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evalsuite", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="evaluate the models of a config on its tasks")
+    run.add_argument("config", type=Path, help="model.yaml")
+    _run_options(run)
+    quick = commands.add_parser(
+        "quickstart", help="run the embedded default: SmolLM2-135M and its int8 variant"
+    )
+    _run_options(quick)
+    tasks = commands.add_parser("tasks", help="list the task files evalsuite finds")
+    tasks.add_argument("--task-dir", type=Path, action="append", default=[], help="an extra task folder")
+    return parser
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, help=f"data folder for task files (else run.data_dir, ${ENV_DATA_DIR})"
+    )
+    parser.add_argument("--output-dir", type=Path, help="where run directories go (else run.output_dir)")
+    parser.add_argument("--name", help="run name, the run directory's name (else run.name)")
+    parser.add_argument(
+        "--cache-dir", type=Path, help=f"model conversion cache (else run.cache_dir, ${ENV_CACHE_DIR})"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="validate and build all requests, run nothing")
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for evalsuite's own progress: libraries log warnings, not chatter."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's own tqdm bars; evalsuite shows rich bars
+    loggers = (
+        "lm-eval",
+        "lm_eval",
+        "datasets",
+        "transformers",
+        "torchao",
+        "torch",
+        "torch.utils._pytree",
+        "accelerate",
+        "absl",
+    )
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_libraries()
+    try:
+        if args.command == "tasks":
+            return list_tasks(args.task_dir)
+        config = load_config(args.config) if args.command == "run" else quickstart_config()
+        return run(apply_overrides(config, args), args)
+    except EvalsuiteError as error:
+        console.print(f"[bold red]error:[/bold red] {error}", highlight=False, soft_wrap=True)
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; no run directory was written[/yellow]")
+        return 130
+
+
+def quickstart_config() -> RunConfig:
+    text = resources.files("evalsuite").joinpath("quickstart.yaml").read_text(encoding="utf-8")
+    return resolve_paths(parse_config(yaml.safe_load(text), "quickstart.yaml"), Path.cwd())
+
+
+def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
+    """Command-line flags beat the config file, which beats the environment."""
+    run = config.run
+    data_dir = args.data_dir or run.data_dir or _env_path(ENV_DATA_DIR)
+    updates = {
+        "data_dir": data_dir.resolve() if data_dir else None,
+        "output_dir": (args.output_dir or run.output_dir).resolve(),
+        "name": args.name or run.name,
+        "cache_dir": (
+            args.cache_dir or run.cache_dir or _env_path(ENV_CACHE_DIR) or default_cache()
+        ).resolve(),
+    }
+    data = config.model_dump(mode="json")
+    data["run"].update({k: str(v) if isinstance(v, Path) else v for k, v in updates.items()})
+    checked = parse_config(data, "command line")  # re-validate: --name must be a valid run name too
+    return resolve_paths(checked, Path.cwd())
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None
+
+
+def default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "evalsuite"
+
+
+def run(config: RunConfig, args: argparse.Namespace) -> int:
+    from evalsuite import runner
+
+    assert config.run.cache_dir is not None  # set by apply_overrides
+    the_plan = runner.plan(config, config.run.cache_dir)
+    if args.dry_run:
+        out.print(f"config is valid: {len(config.models)} model(s) x {len(the_plan.tasks)} task(s)")
+        for task in the_plan.tasks:
+            out.print(f"  {task.spec.name}: {len(task.instances)} requests ({task.spec.source})")
+        return EXIT_OK
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bars:
+        outcome = runner.execute(the_plan, RichProgress(bars))
+    out.print(summary_table(outcome.results))
+    if outcome.errors:
+        console.print(
+            f"[yellow]{outcome.errors} sample(s) failed; their errors are in samples.jsonl[/yellow]"
+        )
+    out.print(f"run directory: {outcome.run_dir}")
+    return EXIT_OK
+
+
+def summary_table(results: Sequence[TaskResult]) -> Table:
+    table = Table(title="results")
+    for column in ("model", "task", "metric", "value", "± stderr", "n", "errors"):
+        table.add_column(
+            column, justify="right" if column in ("value", "± stderr", "n", "errors") else "left"
+        )
+    for result in results:
+        for name, metric in result.metrics.items():
+            table.add_row(
+                result.model,
+                result.task,
+                name,
+                "—" if metric.value is None else f"{metric.value:.4f}",
+                "—" if metric.stderr is None else f"{metric.stderr:.4f}",
+                str(metric.n),
+                str(metric.n_errors),
+            )
+    return table
+
+
+def list_tasks(extra_dirs: list[Path]) -> int:
+    from evalsuite.tasks import local_task_files, task_dirs
+
+    table = Table(title="task files (any lm-eval task name works too)")
+    table.add_column("task")
+    table.add_column("file")
+    for name, path in sorted(local_task_files(task_dirs(tuple(p.resolve() for p in extra_dirs))).items()):
+        table.add_row(name, str(path))
+    out.print(table)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

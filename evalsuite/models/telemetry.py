@@ -1,0 +1,97 @@
+"""Measurements taken while a model runs: peak memory, token throughput, MoE routing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import psutil
+import torch
+
+from evalsuite.models.base import RoutingStats, Telemetry
+
+
+class RoutingMeter:
+    """Accumulates top-k expert selections and router entropy per layer over non-padding tokens."""
+
+    def __init__(self, layers: int, experts: int, top_k: int) -> None:
+        self.counts = np.zeros((layers, experts), dtype=np.int64)
+        self.entropy_sum = np.zeros(layers, dtype=np.float64)
+        self.top_k = top_k
+        self.tokens = 0
+
+    def add(self, router_logits: Sequence[torch.Tensor], mask: torch.Tensor) -> None:
+        """``router_logits``: per layer (batch * seq, experts); ``mask``: (batch, seq), 1 = real token."""
+        keep = mask.reshape(-1).bool()
+        for layer, logits in enumerate(router_logits):
+            if layer >= len(self.counts):
+                break
+            probs = torch.softmax(logits.float()[keep.to(logits.device)], dim=-1)  # (tokens, experts)
+            chosen = probs.topk(self.top_k, dim=-1).indices.reshape(-1).cpu().numpy()
+            self.counts[layer] += np.bincount(chosen, minlength=self.counts.shape[1])
+            entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+            self.entropy_sum[layer] += float(entropy.sum())
+        self.tokens += int(keep.sum())
+
+    def stats(self) -> RoutingStats | None:
+        if self.tokens == 0:
+            return None
+        load = self.counts / np.maximum(self.counts.sum(axis=1, keepdims=True), 1)
+        load_entropy = -(load * np.log(np.where(load > 0, load, 1.0))).sum(axis=1)
+        return RoutingStats(
+            expert_load=tuple(tuple(round(float(x), 6) for x in row) for row in load),
+            routing_entropy=tuple(round(float(x), 6) for x in self.entropy_sum / self.tokens),
+            load_entropy=tuple(round(float(x), 6) for x in load_entropy),
+            tokens=self.tokens,
+        )
+
+
+class Meter:
+    """Token counts and wall time per kind of work, and the peak memory seen while working."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.scored_tokens = 0
+        self.scoring_seconds = 0.0
+        self.generated_tokens = 0
+        self.generation_seconds = 0.0
+        self.peak_rss = 0
+        self.routing: RoutingMeter | None = None
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
+    @contextmanager
+    def scoring(self, tokens: int) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.scoring_seconds += time.perf_counter() - start
+        self.scored_tokens += tokens
+        self._sample_memory()
+
+    @contextmanager
+    def generating(self) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.generation_seconds += time.perf_counter() - start
+        self._sample_memory()
+
+    def _sample_memory(self) -> None:
+        if self.device.type != "cuda":
+            self.peak_rss = max(self.peak_rss, psutil.Process().memory_info().rss)
+
+    def snapshot(self) -> Telemetry:
+        if self.device.type == "cuda":
+            peak, kind = torch.cuda.max_memory_allocated(self.device), "cuda_max_allocated"
+        else:
+            peak, kind = self.peak_rss, "process_rss_peak" if self.peak_rss else "none"
+        return Telemetry(
+            peak_memory_bytes=int(peak),
+            memory_kind=kind,  # type: ignore[arg-type]
+            scored_tokens=self.scored_tokens,
+            scoring_seconds=self.scoring_seconds,
+            generated_tokens=self.generated_tokens,
+            generation_seconds=self.generation_seconds,
+            routing=self.routing.stats() if self.routing else None,
+        )

@@ -1,0 +1,118 @@
+"""What a run keeps on disk: versioned per-sample records, the manifest and the results, written atomically.
+
+``samples.jsonl`` holds one :class:`SampleRecord` per (model, task, sample, variant) — enough to
+recompute every metric without the model. Every file is written to a temporary name in the same
+folder and renamed into place, so a reader (or a crash) never sees a truncated file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evalsuite.errors import DataError
+
+SAMPLE_SCHEMA = "evalsuite.sample/1"
+RESULTS_SCHEMA = "evalsuite.results/1"
+MANIFEST_SCHEMA = "evalsuite.manifest/1"
+
+JSONValue = Any  # anything json.dumps accepts
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChoiceScore(_Record):
+    text: str
+    loglikelihood: float | None  # None when the request failed
+    is_greedy: bool
+
+
+class SampleRecord(_Record):
+    """One model's answer to one sample of one task (or probe variant), with its per-sample metrics."""
+
+    schema_: str = Field(SAMPLE_SCHEMA, alias="schema")
+    model: str
+    task: str
+    doc_id: int
+    variant: str = "original"
+    prompt: str
+    target: JSONValue = None
+    choices: list[ChoiceScore] | None = None
+    generation: str | None = None  # raw model output
+    filtered: JSONValue = None  # what the task's filters made of it (e.g. the extracted number)
+    loglikelihood: float | None = None  # for whole-text (rolling) scoring
+    metrics: dict[str, JSONValue] = {}
+    error: str | None = None
+    doc: dict[str, JSONValue] = {}
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class MetricResult(_Record):
+    value: float | None
+    stderr: float | None
+    n: int
+    n_errors: int
+    higher_is_better: bool | None
+    aggregation: str
+
+
+class TaskResult(_Record):
+    model: str
+    task: str
+    output_type: str
+    num_fewshot: int
+    metrics: dict[str, MetricResult]
+
+
+class Results(_Record):
+    schema_: str = Field(RESULTS_SCHEMA, alias="schema")
+    run: str
+    results: list[TaskResult]
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def to_json_line(record: SampleRecord) -> str:
+    return json.dumps(record.model_dump(mode="json", by_alias=True), ensure_ascii=False, default=str) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step: write a sibling temp file, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: JSONValue) -> None:
+    write_atomic(path, json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_samples(path: Path, records: Iterable[SampleRecord]) -> None:
+    write_atomic(path, "".join(to_json_line(r) for r in records))
+
+
+def read_samples(path: Path) -> Iterator[SampleRecord]:
+    """Stream records back; a malformed line is a DataError naming the file and line."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                yield SampleRecord.model_validate_json(line)
+            except ValidationError as error:
+                raise DataError(f"{path}:{number}: not a sample record: {error.errors()[0]['msg']}") from None

@@ -1,0 +1,212 @@
+"""Static tasks through the engine: lm-eval builds the requests and scores the answers; we keep every sample.
+
+This mirrors the core of lm-eval's ``evaluator.evaluate`` (build requests, run them, apply filters,
+``process_results`` per document) but sends requests through evalsuite's engine and turns each document
+into a :class:`SampleRecord`, with a failed request recorded as that sample's ``error``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from lm_eval.api.instance import Instance
+from lm_eval.api.metrics import mean as lm_eval_mean
+
+from evalsuite.engine import Engine, Outcome
+from evalsuite.errors import DataError
+from evalsuite.records import ChoiceScore, MetricResult, SampleRecord, TaskResult
+from evalsuite.stats import bootstrap_stderr, mean_stderr
+from evalsuite.tasks.sources import TaskSpec
+
+# What a failed request stands in with, so lm-eval's filters still run; the sample is marked as an error.
+_PLACEHOLDER: dict[str, Any] = {
+    "loglikelihood": (-math.inf, False),
+    "loglikelihood_rolling": -math.inf,
+    "generate_until": "",
+}
+
+
+@dataclass
+class PreparedTask:
+    """An lm-eval task with its requests built, ready for a model."""
+
+    spec: TaskSpec
+    task: Any  # lm_eval.api.task.Task
+    limit: int | None
+    num_fewshot: int
+
+    @property
+    def instances(self) -> list[Instance]:
+        return list(self.task.instances)
+
+
+def build_task(spec: TaskSpec, limit: int | None, num_fewshot: int | None, seed: int) -> PreparedTask:
+    """Instantiate the lm-eval task, set few-shot and seed, and build its requests."""
+    from lm_eval.api.task import ConfigurableTask
+
+    try:
+        if spec.config is not None:
+            config = dict(spec.config)
+            if num_fewshot is not None:
+                config["num_fewshot"] = num_fewshot
+            task_class = config.pop("class", ConfigurableTask)  # lm-eval's `class:` key: a Task subclass
+            task = task_class(config=config)
+        else:
+            task = _registry_task(spec.name, num_fewshot)
+        task.set_fewshot_seed(seed=seed)
+        task.build_all_requests(limit=limit)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"task {spec.name!r} ({spec.source}): cannot build requests: {error}") from error
+    if not task.instances:
+        raise DataError(f"task {spec.name!r} has no samples")
+    shots = int(task.config.num_fewshot or 0)
+    return PreparedTask(spec, task, limit, shots)
+
+
+def _registry_task(name: str, num_fewshot: int | None) -> Any:
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    tasks = _leaves(get_task_dict([name], TaskManager()))
+    if len(tasks) != 1:
+        raise DataError(f"lm-eval task {name!r} is a group of {len(tasks)} tasks; list its subtasks instead")
+    task = tasks[0]
+    if num_fewshot is not None:
+        task.set_config(key="num_fewshot", value=num_fewshot)
+    return task
+
+
+def _leaves(tree: dict[Any, Any]) -> list[Any]:
+    out = []
+    for value in tree.values():
+        out.extend(_leaves(value) if isinstance(value, dict) else [value])
+    return out
+
+
+def score_task(
+    prepared: PreparedTask, model: str, engine: Engine, progress: Callable[[int], None]
+) -> list[SampleRecord]:
+    """Run the task's requests on one model and return one record per document, in document order."""
+    task = prepared.task
+    for instance in task.instances:
+        instance.resps = []
+    outcomes = engine.run(task.instances, progress)
+    errors: dict[int, str] = {}
+    for instance, answers in zip(task.instances, outcomes, strict=True):
+        for answer in answers:
+            instance.resps.append(
+                answer.value if answer.error is None else _PLACEHOLDER[instance.request_type]
+            )
+            if answer.error is not None:
+                errors.setdefault(instance.doc_id, answer.error)
+    task.apply_filters()
+    by_doc: dict[int, list[Instance]] = defaultdict(list)
+    for instance in task.instances:
+        by_doc[instance.doc_id].append(instance)
+    records = []
+    for doc_id, doc in task.doc_iterator(limit=prepared.limit):
+        requests = sorted(by_doc[doc_id], key=lambda i: i.idx)
+        records.append(_record(prepared, model, doc_id, doc, requests, errors.get(doc_id)))
+    return records
+
+
+def _record(
+    prepared: PreparedTask, model: str, doc_id: int, doc: Any, requests: list[Instance], error: str | None
+) -> SampleRecord:
+    task = prepared.task
+    filters = list(requests[0].filtered_resps)
+    metrics: dict[str, Any] = {}
+    if error is None:
+        try:
+            for key in filters:
+                scored = task.process_results(doc, [r.filtered_resps[key] for r in requests])
+                metrics.update({metric_name(m, key, filters): _jsonable(v) for m, v in scored.items()})
+        except Exception as failure:  # a model output the task cannot score is that sample's error
+            metrics, error = {}, f"scoring failed: {type(failure).__name__}: {failure}"
+    kind = requests[0].request_type
+    choices = None
+    if task.OUTPUT_TYPE == "multiple_choice":
+        texts = task.doc_to_choice(doc)
+        choices = [
+            ChoiceScore(text=str(text), loglikelihood=_finite(r.resps[0][0]), is_greedy=bool(r.resps[0][1]))
+            for text, r in zip(texts, requests, strict=False)
+        ]
+    filtered = None
+    if kind == "generate_until":
+        values = {key: _jsonable(requests[0].filtered_resps[key]) for key in filters}
+        filtered = values[filters[0]] if len(filters) == 1 else values
+    return SampleRecord(
+        model=model,
+        task=prepared.spec.name,
+        doc_id=doc_id,
+        prompt=str(requests[0].args[0]),
+        target=_jsonable(task.doc_to_target(doc)),
+        choices=choices,
+        generation=str(requests[0].resps[0]) if kind == "generate_until" else None,
+        filtered=filtered,
+        loglikelihood=_finite(requests[0].resps[0]) if kind == "loglikelihood_rolling" else None,
+        metrics=metrics,
+        error=error,
+        doc=_jsonable(dict(doc)) if isinstance(doc, dict) else {"value": _jsonable(doc)},
+    )
+
+
+def metric_name(metric: str, filter_key: str, filters: Sequence[str]) -> str:
+    """``acc`` for single-filter tasks; ``exact_match:strict-match`` where a task has several filters."""
+    return metric if len(filters) == 1 else f"{metric}:{filter_key}"
+
+
+def aggregate(prepared: PreparedTask, model: str, records: Sequence[SampleRecord], seed: int) -> TaskResult:
+    """Each metric's task-level value (lm-eval's aggregation) with its standard error and n."""
+    task = prepared.task
+    aggregations, higher = task.aggregation(), task.higher_is_better()
+    ok = [r for r in records if r.error is None]
+    metrics = {}
+    for name in sorted({m for r in ok for m in r.metrics}):
+        values = [r.metrics[name] for r in ok if name in r.metrics]
+        base = name.split(":", 1)[0]
+        function = aggregations.get(base, lm_eval_mean)
+        value = float(function(values)) if values else None
+        if function is lm_eval_mean:
+            stderr = mean_stderr(values)
+        else:
+            stderr = bootstrap_stderr(values, function, np.random.default_rng(seed))
+        metrics[name] = MetricResult(
+            value=value,
+            stderr=stderr,
+            n=len(values),
+            n_errors=len(records) - len(ok),
+            higher_is_better=higher.get(base),
+            aggregation=getattr(function, "__name__", str(function)),
+        )
+    return TaskResult(
+        model=model,
+        task=prepared.spec.name,
+        output_type=str(task.OUTPUT_TYPE),
+        num_fewshot=prepared.num_fewshot,
+        metrics=metrics,
+    )
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: tuples become lists, numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+__all__ = ["Outcome", "PreparedTask", "aggregate", "build_task", "score_task"]
