@@ -1,0 +1,106 @@
+"""Shared fixtures: offline settings, the shared data and model copies, and tiny random-init models."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+# Tests never reach a hub; set before transformers/datasets are imported anywhere.
+for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ[_name] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATA_DIR = Path(os.environ.get("EVALSUITE_DATA_DIR", SHARED / "data"))
+MODELS_DIR = Path(os.environ.get("EVALSUITE_SHARED_MODELS", SHARED / "models"))
+STORIES = MODELS_DIR / "stories260K" / "hf"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA_DIR / "arc").is_dir():
+        pytest.fail(f"shared benchmark data not found at {DATA_DIR}; set EVALSUITE_DATA_DIR")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def stories() -> Path:
+    if not (STORIES / "config.json").is_file():
+        pytest.fail(f"stories260K checkpoint not found at {STORIES}; set EVALSUITE_SHARED_MODELS")
+    return STORIES
+
+
+def _tiny_configs() -> dict[str, object]:
+    from transformers import (
+        LlamaConfig,
+        Mamba2Config,
+        MambaConfig,
+        MixtralConfig,
+        OlmoeConfig,
+        Qwen2MoeConfig,
+    )
+
+    common = {
+        "vocab_size": 512,
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    attention = {"num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512}
+    return {
+        "llama": LlamaConfig(**common, **attention, intermediate_size=128),
+        "mixtral": MixtralConfig(
+            **common, **attention, intermediate_size=96, num_local_experts=4, num_experts_per_tok=2
+        ),
+        "qwen2_moe": Qwen2MoeConfig(
+            **common,
+            **attention,
+            intermediate_size=96,
+            moe_intermediate_size=48,
+            shared_expert_intermediate_size=64,
+            num_experts=4,
+            num_experts_per_tok=2,
+        ),
+        "olmoe": OlmoeConfig(
+            **common, **attention, intermediate_size=48, num_experts=4, num_experts_per_tok=2
+        ),
+        "mamba": MambaConfig(**common, state_size=8, expand=2, conv_kernel=4),
+        "mamba2": Mamba2Config(
+            **common,
+            state_size=16,
+            expand=2,
+            head_dim=16,
+            num_heads=8,
+            n_groups=1,
+            conv_kernel=4,
+            chunk_size=32,
+        ),
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, stories: Path) -> Callable[[str], Path]:
+    """Save a tiny random-init model of an architecture (with stories260K's 512-token tokenizer) once."""
+    made: dict[str, Path] = {}
+
+    def make(kind: str) -> Path:
+        if kind not in made:
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            folder = tmp_path_factory.mktemp(f"tiny-{kind}")
+            torch.manual_seed(0)
+            model = AutoModelForCausalLM.from_config(_tiny_configs()[kind])
+            model.save_pretrained(folder)
+            for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+                shutil.copy(stories / name, folder / name)
+            made[kind] = folder
+        return made[kind]
+
+    return make

@@ -1,0 +1,173 @@
+"""The hf backend on tiny random-init dense, MoE and SSM models, and on quantized variants."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from lm_eval.api.instance import Instance
+
+from evalsuite.config import ModelConfig, Quantization
+from evalsuite.errors import BackendError, ConfigError
+from evalsuite.models import BACKENDS, LoadContext
+from evalsuite.models.hf import HFBackend
+
+PAIRS = [
+    ("Once upon a time", " there was a little girl"),
+    ("The cat", " sat on the mat."),
+    ("Lily liked to play", " outside"),
+    ("A", " very long continuation that has many more tokens than the others in this batch"),
+    ("She said ", "hello"),  # trailing space moves to the continuation, as in lm-eval
+]
+TEXT = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. " * 4
+
+
+def load(path: Path, tmp_path: Path, **settings: object) -> HFBackend:
+    config = ModelConfig.model_validate({"name": "m", "path": str(path), **settings})
+    backend = BACKENDS.get("hf")(config, LoadContext(tmp_path, seed=0))
+    assert isinstance(backend, HFBackend)
+    return backend
+
+
+def ll_requests() -> list[Instance]:
+    return [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(PAIRS)]
+
+
+def generation_requests(max_tokens: int = 6) -> list[Instance]:
+    contexts = ["Once upon a time", "The dog ran to the", "Lily"]
+    settings = {"until": ["\n"], "max_gen_toks": max_tokens, "do_sample": False}
+    return [Instance("generate_until", {}, (c, dict(settings)), i) for i, c in enumerate(contexts)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "architecture"),
+    [
+        ("llama", "dense"),
+        ("mixtral", "moe"),
+        ("qwen2_moe", "moe"),
+        ("olmoe", "moe"),
+        ("mamba", "ssm"),
+        ("mamba2", "ssm"),
+    ],
+)
+def test_every_architecture_answers_all_three_request_types(
+    kind: str, architecture: str, tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    backend = load(tiny_model(kind), tmp_path, batch_size=2)
+    info = backend.describe()
+    assert info.architecture == architecture
+    assert info.parameters > 0 and info.weight_memory_bytes > 0 and len(info.fingerprint) == 32
+    scores = backend.loglikelihood(ll_requests(), disable_tqdm=True)
+    assert len(scores) == len(PAIRS) and all(s < 0 and math.isfinite(s) for s, _ in scores)
+    (rolling,) = backend.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (TEXT,), 0)])
+    assert rolling < 0 and math.isfinite(rolling)
+    texts = backend.generate_until(generation_requests())
+    assert len(texts) == 3 and all(isinstance(t, str) and "\n" not in t for t in texts)
+    telemetry = backend.telemetry()
+    assert telemetry.scored_tokens > 0 and telemetry.tokens_per_second > 0
+    assert telemetry.generated_tokens > 0 and telemetry.peak_memory_bytes > 0
+
+
+@pytest.mark.parametrize("kind", ["llama", "mixtral", "mamba", "mamba2"])
+def test_batching_and_padding_do_not_change_scores(
+    kind: str, tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    one = load(tiny_model(kind), tmp_path, batch_size=1).loglikelihood(ll_requests(), disable_tqdm=True)
+    many = load(tiny_model(kind), tmp_path, batch_size=5).loglikelihood(ll_requests(), disable_tqdm=True)
+    for (a, greedy_a), (b, greedy_b) in zip(one, many, strict=True):
+        assert a == pytest.approx(b, abs=1e-5)
+        assert greedy_a == greedy_b
+
+
+def test_batched_generation_equals_one_at_a_time(tiny_model: Callable[[str], Path], tmp_path: Path) -> None:
+    single = load(tiny_model("llama"), tmp_path, batch_size=1).generate_until(generation_requests(8))
+    batched = load(tiny_model("llama"), tmp_path, batch_size=3).generate_until(generation_requests(8))
+    assert batched == single
+
+
+def test_rolling_loglikelihood_scores_every_token_once(
+    tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    request = [Instance("loglikelihood_rolling", {}, (TEXT,), 0)]
+    wide = load(tiny_model("llama"), tmp_path)  # 512 tokens: one window
+    tokens = wide.tok_encode(TEXT)
+    assert 16 < len(tokens) < 512
+    ((one_pass, _),) = wide._loglikelihood_tokens([(None, [wide.prefix_token_id], tokens)])
+    (rolling,) = wide.loglikelihood_rolling(request)
+    assert rolling == pytest.approx(one_pass, abs=1e-4)
+    narrow = load(tiny_model("llama"), tmp_path, max_length=16)  # several disjoint windows
+    (windowed,) = narrow.loglikelihood_rolling(request)
+    assert math.isfinite(windowed) and windowed != pytest.approx(one_pass, abs=1e-3)
+
+
+def test_moe_reports_active_parameters_and_routing(tiny_model: Callable[[str], Path], tmp_path: Path) -> None:
+    backend = load(tiny_model("mixtral"), tmp_path, batch_size=3)
+    info = backend.describe()
+    assert info.num_experts == 4 and info.experts_per_token == 2
+    assert info.active_parameters < info.parameters
+    backend.loglikelihood(ll_requests(), disable_tqdm=True)
+    routing = backend.telemetry().routing
+    assert routing is not None
+    assert len(routing.expert_load) == 2  # layers
+    for row in routing.expert_load:
+        assert len(row) == 4 and sum(row) == pytest.approx(1.0, abs=1e-5)
+    assert all(0 < h <= math.log(4) + 1e-6 for h in routing.routing_entropy)
+    assert all(0 < h <= math.log(4) + 1e-6 for h in routing.load_entropy)
+    # only real tokens are routed: right padding of the shorter rows is excluded
+    assert routing.tokens == backend.telemetry().scored_tokens
+
+
+@pytest.mark.parametrize(
+    "quantization", ["torch-int8-dynamic", "torchao-int8-weight-only", "bnb-int8", "bnb-nf4", "bnb-fp4"]
+)
+def test_quantized_variants_are_smaller_and_close(
+    quantization: Quantization, tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    base = load(tiny_model("llama"), tmp_path)
+    variant = load(tiny_model("llama"), tmp_path, quantization=quantization)
+    assert variant.describe().quantization == quantization
+    assert variant.describe().weight_memory_bytes < base.describe().weight_memory_bytes
+    assert variant.describe().parameters == base.describe().parameters
+    assert variant.describe().fingerprint != base.describe().fingerprint
+    tolerance = 0.5 if "4" in quantization else 0.1
+    for (a, _), (b, _) in zip(
+        base.loglikelihood(ll_requests(), disable_tqdm=True),
+        variant.loglikelihood(ll_requests(), disable_tqdm=True),
+        strict=True,
+    ):
+        assert b == pytest.approx(a, abs=tolerance)
+
+
+def test_real_checkpoint_generates_the_known_story(stories: Path, tmp_path: Path) -> None:
+    backend = load(stories, tmp_path)
+    settings = {"until": ["."], "max_gen_toks": 40}
+    (text,) = backend.generate_until([Instance("generate_until", {}, ("Once upon a time", settings), 0)])
+    assert text == ", there was a little girl named Lily"
+
+
+def test_unloadable_model_is_a_backend_error(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(BackendError, match="cannot load"):
+        load(tmp_path, tmp_path)
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(
+    tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(BackendError, match="CUDA is not available"):
+        load(tiny_model("llama"), tmp_path, device="cuda")
+
+
+def test_dynamic_int8_refuses_gpu(tiny_model: Callable[[str], Path], tmp_path: Path) -> None:
+    import torch
+
+    from evalsuite.models.quantize import apply_post_load
+
+    with pytest.raises(ConfigError, match="CPU only"):
+        apply_post_load(torch.nn.Linear(2, 2), "torch-int8-dynamic", torch.device("cuda"))

@@ -1,0 +1,144 @@
+"""`evalsuite run` end to end: dense, MoE and SSM models plus quantized variants, three kinds of task."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from evalsuite import cli
+from evalsuite.records import read_samples
+
+TASKS = [
+    {"name": "quickstart_mc", "limit": 6},  # multiple choice
+    {"name": "quickstart_qa", "limit": 4},  # generation
+    {"name": "wikitext2_local", "limit": 1},  # perplexity
+]
+
+
+def write_config(folder: Path, models: list[dict[str, Any]], data_dir: Path, name: str = "zoo") -> Path:
+    config = {
+        "run": {"name": name, "output_dir": "out", "data_dir": str(data_dir), "seed": 7},
+        "models": models,
+        "tasks": TASKS,
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def zoo_run(
+    tiny_model: Callable[[str], Path], data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    folder = tmp_path_factory.mktemp("zoo")
+    models = [
+        {"name": "llama", "path": str(tiny_model("llama")), "batch_size": 4},
+        {"name": "llama-int8", "variant_of": "llama", "quantization": "torchao-int8-weight-only"},
+        {"name": "llama-nf4", "variant_of": "llama", "quantization": "bnb-nf4"},
+        {"name": "mixtral", "path": str(tiny_model("mixtral")), "batch_size": 4},
+        {"name": "mamba", "path": str(tiny_model("mamba")), "batch_size": 4},
+    ]
+    for model in models:
+        model["generation"] = {"max_new_tokens": 8}
+    assert cli.main(["run", str(write_config(folder, models, data_dir))]) == 0
+    return folder / "out" / "zoo"
+
+
+def test_run_directory_has_every_file(zoo_run: Path) -> None:
+    assert sorted(p.name for p in zoo_run.iterdir()) == ["manifest.json", "results.json", "samples.jsonl"]
+    assert not [p for p in zoo_run.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_every_model_and_task_has_records_and_results(zoo_run: Path) -> None:
+    records = list(read_samples(zoo_run / "samples.jsonl"))
+    models = ["llama", "llama-int8", "llama-nf4", "mixtral", "mamba"]
+    expected = {(m, t["name"]): int(t["limit"]) for m in models for t in TASKS}
+    counts: dict[tuple[str, str], int] = {}
+    for record in records:
+        counts[(record.model, record.task)] = counts.get((record.model, record.task), 0) + 1
+        assert record.error is None
+    assert counts == expected
+    results = json.loads((zoo_run / "results.json").read_text())
+    assert results["schema"] == "evalsuite.results/1"
+    by_unit = {(r["model"], r["task"]): r["metrics"] for r in results["results"]}
+    assert set(by_unit) == set(expected)
+    for (_, task), metrics in by_unit.items():
+        wanted = {
+            "quickstart_mc": "acc",
+            "quickstart_qa": "exact_match",
+            "wikitext2_local": "word_perplexity",
+        }
+        metric = metrics[wanted[task]]
+        assert metric["n"] == expected[("llama", task)] and metric["n_errors"] == 0
+        assert metric["value"] is not None
+
+
+def test_records_hold_what_recomputing_needs(zoo_run: Path) -> None:
+    records = {(r.model, r.task, r.doc_id): r for r in read_samples(zoo_run / "samples.jsonl")}
+    mc = records[("llama", "quickstart_mc", 0)]
+    assert mc.choices is not None and len(mc.choices) == 4
+    assert all(c.loglikelihood is not None and c.loglikelihood < 0 for c in mc.choices)
+    best = max(range(4), key=lambda i: mc.choices[i].loglikelihood or -1e9)  # type: ignore[index]
+    assert mc.metrics["acc"] == float(best == mc.target)
+    qa = records[("mamba", "quickstart_qa", 0)]
+    assert qa.generation is not None and qa.metrics["exact_match"] in (0, 1)
+    ppl = records[("mixtral", "wikitext2_local", 0)]
+    assert ppl.loglikelihood is not None and ppl.loglikelihood < 0
+
+
+def test_manifest_describes_models_versions_and_moe_routing(zoo_run: Path) -> None:
+    manifest = json.loads((zoo_run / "manifest.json").read_text())
+    assert manifest["seed"] == 7 and manifest["versions"]["lm_eval"] and manifest["hardware"]["cpu_count"]
+    models = manifest["models"]
+    assert models["llama-int8"]["baseline"] == "llama"
+    assert models["llama-nf4"]["info"]["quantization"] == "bnb-nf4"
+    assert models["llama-nf4"]["info"]["weight_memory_bytes"] < models["llama"]["info"]["weight_memory_bytes"]
+    assert len({m["info"]["fingerprint"] for m in models.values()}) == 5
+    assert models["mamba"]["info"]["architecture"] == "ssm"
+    mixtral = models["mixtral"]
+    assert mixtral["info"]["architecture"] == "moe"
+    assert mixtral["info"]["active_parameters"] < mixtral["info"]["parameters"]
+    routing = mixtral["telemetry"]["routing"]
+    assert routing is not None and len(routing["expert_load"]) == 2 and routing["tokens"] > 0
+    for name, model in models.items():
+        telemetry = model["telemetry"]
+        assert telemetry["tokens_per_second"] > 0, name
+        assert telemetry["peak_memory_bytes"] > 0, name
+        assert (telemetry["routing"] is None) == (name != "mixtral")
+    assert set(manifest["tasks"]) == {t["name"] for t in TASKS}
+
+
+def test_same_config_and_seed_give_byte_identical_samples(
+    zoo_run: Path, tiny_model: Callable[[str], Path], data_dir: Path, tmp_path: Path
+) -> None:
+    models = [
+        {
+            "name": "llama",
+            "path": str(tiny_model("llama")),
+            "batch_size": 4,
+            "generation": {"max_new_tokens": 8},
+        },
+        {
+            "name": "mamba",
+            "path": str(tiny_model("mamba")),
+            "batch_size": 4,
+            "generation": {"max_new_tokens": 8},
+        },
+    ]
+    runs = []
+    for attempt in ("first", "second"):
+        config = write_config(tmp_path, models, data_dir, name=attempt)
+        assert cli.main(["run", str(config), "--name", "again"]) == 0
+        runs.append((tmp_path / "out" / "again" / "samples.jsonl").read_bytes())
+    assert runs[0] == runs[1]
+    # and the shared models answered exactly as in the five-model run
+    zoo = [line for line in (zoo_run / "samples.jsonl").read_bytes().splitlines(keepends=True)]
+    mine = runs[0].splitlines(keepends=True)
+    assert [line for line in zoo if b'"model": "llama",' in line] == [
+        line for line in mine if b'"model": "llama",' in line
+    ]
