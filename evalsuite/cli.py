@@ -17,11 +17,12 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from evalsuite.config import RunConfig, load_config, parse_config, resolve_paths
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import ConfigError, EvalsuiteError
 from evalsuite.records import TaskResult
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_INPUT_ERROR = 0, 1, 2
@@ -120,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config) if args.command == "run" else quickstart_config()
         return run(apply_overrides(config, args), args)
     except EvalsuiteError as error:
-        console.print(f"[bold red]error:[/bold red] {error}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; no run directory was written[/yellow]")
@@ -135,7 +136,14 @@ def quickstart_config() -> RunConfig:
 def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
     """Command-line flags beat the config file, which beats the environment."""
     run = config.run
-    data_dir = args.data_dir or run.data_dir or _env_path(ENV_DATA_DIR)
+    origins = [
+        ("--data-dir", args.data_dir),
+        ("run.data_dir", run.data_dir),
+        (ENV_DATA_DIR, _env_path(ENV_DATA_DIR)),
+    ]
+    origin, data_dir = next(((o, p) for o, p in origins if p is not None), ("", None))
+    if data_dir is not None and not data_dir.is_dir():
+        raise ConfigError(f"data folder {data_dir} (from {origin}) does not exist")
     updates = {
         "data_dir": data_dir.resolve() if data_dir else None,
         "output_dir": (args.output_dir or run.output_dir).resolve(),

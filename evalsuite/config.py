@@ -159,17 +159,17 @@ def expand_variants(models: list[Any]) -> list[Any]:
     from the model it is compared with.
     """
     by_name = {m["name"]: m for m in models if isinstance(m, dict) and isinstance(m.get("name"), str)}
+    index = {name: i for i, name in enumerate(m.get("name") if isinstance(m, dict) else None for m in models)}
 
     def resolve(model: dict[str, Any], seen: tuple[str, ...]) -> dict[str, Any]:
         base_name = model.get("variant_of")
-        if base_name is None:
+        if not isinstance(base_name, str):  # absent, or a wrong type that field validation reports
             return model
+        where = f"models[{index[model['name']]}].variant_of"
         if base_name in seen:
-            raise ValueError(f"variant_of forms a cycle: {' -> '.join((*seen, base_name))}")
+            raise ValueError(f"{where}: variants form a cycle: {' -> '.join((*seen, base_name))}")
         if base_name not in by_name:
-            raise ValueError(
-                f"variant_of: no model named {base_name!r}{did_you_mean(str(base_name), by_name)}"
-            )
+            raise ValueError(f"{where}: no model named {base_name!r}{did_you_mean(base_name, by_name)}")
         base = resolve(by_name[base_name], (*seen, base_name))
         merged = {k: copy.deepcopy(v) for k, v in base.items() if k not in ("name", "baseline", "variant_of")}
         merged.update(model)
@@ -181,16 +181,34 @@ def expand_variants(models: list[Any]) -> list[Any]:
 
 def format_validation_error(error: ValidationError, source: str) -> str:
     """One line: where the first problem is, what it is, and how many more there are."""
-    first = error.errors()[0]
+    errors = _own_errors(error)
+    first = errors[0]
     where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "required key is missing"
+    elif first["type"] == "too_short":
+        count = first.get("ctx", {}).get("min_length", 1)
+        message = f"needs at least {count} entr{'y' if count == 1 else 'ies'} (got {first['input']!r})"
     elif "input" in first and first["type"] not in ("value_error", "model_type"):
         message += f" (got {first['input']!r})"
-    more = len(error.errors()) - 1
+    more = len(errors) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    if message.startswith(f"{where}[") or message.startswith(f"{where}."):
+        where = ""  # the message names a more precise location itself, e.g. models[1].baseline
     return f"{source}: {where + ': ' if where else ''}{message}{tail}"
+
+
+def _own_errors(error: ValidationError) -> list[Any]:
+    """Drop a list's "too short" when it only follows from an invalid entry (pydantic reports both)."""
+    errors = error.errors()
+
+    def follows(e: Any) -> bool:
+        loc = e["loc"]
+        deeper = (o["loc"] for o in errors if len(o["loc"]) > len(loc))
+        return e["type"] == "too_short" and any(other[: len(loc)] == loc for other in deeper)
+
+    return [e for e in errors if not follows(e)] or errors
 
 
 def parse_config(data: Any, source: str = "config") -> RunConfig:
@@ -211,12 +229,19 @@ def load_config(path: Path) -> RunConfig:
         raise ConfigError(f"{path}: no such config file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a UTF-8 text file: {error}") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = error.problem or " ".join(str(error).split())
+        raise ConfigError(f"{path}: not valid YAML: {problem}{where}") from None
+    except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
-    return resolve_paths(parse_config(data, str(path)), path.parent)
+    return resolve_paths(parse_config(data, str(path)), path.parent, str(path))
 
 
-def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
+def resolve_paths(config: RunConfig, base: Path, source: str = "config") -> RunConfig:
     """Make every relative path absolute against ``base`` and check that local files exist."""
 
     def absolute(p: Path) -> Path:
@@ -231,20 +256,23 @@ def resolve_paths(config: RunConfig, base: Path) -> RunConfig:
             "cache_dir": absolute(config.run.cache_dir) if config.run.cache_dir else None,
         }
     )
-    for p in (run.data_dir, *run.task_dirs):
-        if p is not None and not p.is_dir():
-            raise ConfigError(f"run: folder {p} does not exist")
+    if run.data_dir is not None and not run.data_dir.is_dir():
+        raise ConfigError(f"{source}: data folder {run.data_dir} does not exist")
+    for folder in run.task_dirs:
+        if not folder.is_dir():
+            raise ConfigError(f"{source}: run.task_dirs: folder {folder} does not exist")
     models = []
     for i, model in enumerate(config.models):
-        if model.path is not None and _looks_local(model.path):
+        if model.path is not None:
             local = absolute(Path(model.path))
-            if not local.exists():
-                raise ConfigError(f"models[{i}].path: {local} does not exist")
-            model = model.model_copy(update={"path": str(local)})
+            if local.exists():
+                model = model.model_copy(update={"path": str(local)})
+            elif model.backend == "replay" or _looks_local(str(model.path)):
+                raise ConfigError(f"{source}: models[{i}].path: {local} does not exist")
         models.append(model)
     return config.model_copy(update={"run": run, "models": tuple(models)})
 
 
 def _looks_local(path: str) -> bool:
-    """A path that starts like one (./, /, ~) is local and must exist; anything else may be a hub id."""
-    return path.startswith((".", "/", "~")) or Path(path).exists()
+    """A path that starts like one (./, /, ~) must exist; a name like 'org/model' may be a hub id."""
+    return path.startswith((".", "/", "~"))

@@ -22,6 +22,7 @@ from evalsuite.config import RunConfig
 from evalsuite.engine import Engine
 from evalsuite.errors import EvalsuiteError
 from evalsuite.models import BACKENDS, LoadContext
+from evalsuite.models.sources import gguf_source
 from evalsuite.records import MANIFEST_SCHEMA, Results, SampleRecord, TaskResult, write_json, write_samples
 from evalsuite.tasks import PreparedTask, TaskCatalog, aggregate, build_task, score_task, task_dirs
 
@@ -68,9 +69,10 @@ class RunOutcome:
 
 
 def plan(config: RunConfig, cache_dir: Path) -> Plan:
-    """Check every backend and task name and build all requests. Writes nothing."""
+    """Check every backend, GGUF weights file and task name and build all requests. Writes nothing."""
     for model in config.models:
         BACKENDS.get(model.backend)
+        gguf_source(model)  # an uninstalled package or a missing .gguf fails here, not at model load
     seed_everything(config.run.seed)
     catalog = TaskCatalog(task_dirs(config.run.task_dirs), config.run.data_dir)
     specs = [(t, catalog.resolve(t.name)) for t in config.tasks]

@@ -36,6 +36,11 @@ def request_key(instance: Instance, repeat: int = 0) -> str:
     return json.dumps([instance.request_type, list(instance.args), repeat], sort_keys=True, default=str)
 
 
+def _keys(instance: Instance) -> list[str]:
+    """One key per repeat: ``repeats`` copies of a request are distinct draws, not duplicates."""
+    return [request_key(instance, r) for r in range(instance.repeats or 1)]
+
+
 def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
@@ -57,7 +62,7 @@ class Engine:
     ) -> list[list[Outcome]]:
         """One list of outcomes per instance, ``instance.repeats`` long, in input order."""
         unique: dict[str, Instance] = {}
-        keys = [[request_key(i, r) for r in range(i.repeats)] for i in instances]
+        keys = [_keys(i) for i in instances]
         for instance, instance_keys in zip(instances, keys, strict=True):
             for key in instance_keys:
                 unique.setdefault(key, instance)
@@ -92,4 +97,4 @@ class Engine:
     @staticmethod
     def count(instances: Sequence[Instance]) -> int:
         """How many backend requests ``run`` will make for these instances."""
-        return len({request_key(i, r) for i in instances for r in range(i.repeats)})
+        return len({key for i in instances for key in _keys(i)})

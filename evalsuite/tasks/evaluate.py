@@ -7,6 +7,8 @@ into a :class:`SampleRecord`, with a failed request recorded as that sample's ``
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -59,7 +61,8 @@ def build_task(spec: TaskSpec, limit: int | None, num_fewshot: int | None, seed:
         else:
             task = _registry_task(spec.name, num_fewshot)
         task.set_fewshot_seed(seed=seed)
-        task.build_all_requests(limit=limit)
+        with contextlib.redirect_stderr(io.StringIO()):  # lm-eval draws a tqdm bar here; we show our own
+            task.build_all_requests(limit=limit)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"task {spec.name!r} ({spec.source}): cannot build requests: {error}") from error
     if not task.instances:
