@@ -192,22 +192,29 @@ def run(config: RunConfig, args: argparse.Namespace) -> int:
 
 def summary_table(results: Sequence[TaskResult]) -> Table:
     table = Table(title="results")
-    for column in ("model", "task", "metric", "value", "± stderr", "n", "errors"):
-        table.add_column(
-            column, justify="right" if column in ("value", "± stderr", "n", "errors") else "left"
-        )
+    for column in ("model", "task", "metric"):
+        table.add_column(column, overflow="fold")  # names stay whole on narrow terminals
+    for column in ("value", "± stderr", "n", "errors"):
+        table.add_column(column, justify="right", no_wrap=True)
     for result in results:
         for name, metric in result.metrics.items():
             table.add_row(
                 result.model,
                 result.task,
                 name,
-                "—" if metric.value is None else f"{metric.value:.4f}",
-                "—" if metric.stderr is None else f"{metric.stderr:.4f}",
+                number(metric.value),
+                number(metric.stderr),
                 str(metric.n),
                 str(metric.n_errors),
             )
     return table
+
+
+def number(value: float | None) -> str:
+    """Four decimals for scores, four significant digits for large values such as perplexities."""
+    if value is None:
+        return "—"
+    return f"{value:.4g}" if abs(value) >= 1e4 else f"{value:.4f}"
 
 
 def list_tasks(extra_dirs: list[Path]) -> int:

@@ -391,3 +391,12 @@ def test_tasks_lists_local_task_files(
     assert "arc_challenge_local" in listed
     assert " my_task " in listed
     assert str(task.resolve()) in listed
+
+
+def test_summary_numbers_stay_readable() -> None:
+    assert [cli.number(v) for v in (None, 0.52501, 1234.5, 80147859.2)] == [
+        "—",
+        "0.5250",
+        "1234.5000",
+        "8.015e+07",
+    ]

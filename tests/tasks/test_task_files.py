@@ -85,3 +85,8 @@ def test_unknown_placeholder_is_a_data_error(tmp_path: Path, data_dir: Path) -> 
     )
     with pytest.raises(DataError, match=r"unknown placeholder \$\{home\}"):
         TaskCatalog((tmp_path,), data_dir).resolve("odd")
+
+
+def test_lm_eval_registry_names_resolve_without_data(data_dir: Path) -> None:
+    spec = TaskCatalog(task_dirs(), data_dir).resolve("hellaswag")
+    assert spec.source == "lm-eval" and spec.config is None
