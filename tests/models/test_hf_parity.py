@@ -56,6 +56,7 @@ def test_loglikelihoods_and_accuracy_match_lm_eval(
             worst = max(worst, abs(mine - ref))
         assert record.metrics["acc"] == theirs[record.doc_id]["acc"]
         assert record.metrics["acc_norm"] == theirs[record.doc_id]["acc_norm"]
+    print(f"largest log-likelihood difference: {worst:.2e}")
     assert worst < 1e-4, f"largest log-likelihood difference {worst:.2e}"
     lm_eval_results = reference["results"]["arc_challenge_local"]
     assert result.metrics["acc"].value == lm_eval_results["acc,none"]
