@@ -16,14 +16,15 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from evalsuite.config import RunConfig, load_config, parse_config, resolve_paths
+from evalsuite.config import RunConfig, format_validation_error, load_config, parse_config, resolve_paths
 from evalsuite.errors import ConfigError, EvalsuiteError
-from evalsuite.records import TaskResult
+from evalsuite.records import Comparison, TaskResult
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_INPUT_ERROR = 0, 1, 2
 ENV_DATA_DIR, ENV_CACHE_DIR = "EVALSUITE_DATA_DIR", "EVALSUITE_CACHE_DIR"
@@ -53,6 +54,11 @@ class RichProgress:
         if self.current is not None:
             task = self.progress.tasks[self.current]
             self.progress.update(self.current, completed=task.total)
+            if not self.progress.console.is_terminal:  # logs get one line per unit instead of live bars
+                elapsed = task.finished_time or task.elapsed or 0.0
+                self.progress.console.print(
+                    f"{task.description}: {task.total:.0f} requests in {elapsed:.1f}s"
+                )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +73,30 @@ def build_parser() -> argparse.ArgumentParser:
         "quickstart", help="run the embedded default: SmolLM2-135M and its int8 variant"
     )
     _run_options(quick)
+    compare = commands.add_parser(
+        "compare", help="paired comparisons of finished runs (or within one run), from their records"
+    )
+    compare.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories")
+    compare.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        metavar="BASELINE:VARIANT",
+        help="also compare these two models (repeatable); model names that occur in "
+        "several runs are written RUN:MODEL",
+    )
+    compare.add_argument("--all-pairs", action="store_true", help="compare every pair of models")
+    compare.add_argument(
+        "--margin", type=float, help="non-inferiority margin (else stats.margin of the first run)"
+    )
+    compare.add_argument("--alpha", type=float, help="significance level (else stats.alpha)")
+    compare.add_argument("--adjust", choices=["holm", "bh"], help="which adjusted p-value decides")
+    compare.add_argument(
+        "--output",
+        type=Path,
+        help="with several runs: folder for the combined results.json "
+        "(default: <first run's parent>/compare-<run>-<run>...)",
+    )
     tasks = commands.add_parser("tasks", help="list the task files evalsuite finds")
     tasks.add_argument("--task-dir", type=Path, action="append", default=[], help="an extra task folder")
     return parser
@@ -118,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "tasks":
             return list_tasks(args.task_dir)
+        if args.command == "compare":
+            return compare(args)
         config = load_config(args.config) if args.command == "run" else quickstart_config()
         return run(apply_overrides(config, args), args)
     except EvalsuiteError as error:
@@ -182,6 +214,8 @@ def run(config: RunConfig, args: argparse.Namespace) -> int:
     with Progress(*columns, console=console, transient=False) as bars:
         outcome = runner.execute(the_plan, RichProgress(bars))
     out.print(summary_table(outcome.results))
+    if outcome.comparisons:
+        out.print(comparison_table(outcome.comparisons))
     if outcome.errors:
         console.print(
             f"[yellow]{outcome.errors} sample(s) failed; their errors are in samples.jsonl[/yellow]"
@@ -207,6 +241,66 @@ def summary_table(results: Sequence[TaskResult]) -> Table:
                 str(metric.n),
                 str(metric.n_errors),
             )
+    return table
+
+
+def compare(args: argparse.Namespace) -> int:
+    from evalsuite.compare import compare_runs
+    from evalsuite.config import StatsSettings
+    from evalsuite.records import Results, write_json
+    from evalsuite.rundir import load_run
+
+    runs = [load_run(path.resolve()) for path in args.runs]
+    base = runs[0].config.stats
+    updates = {"margin": args.margin, "alpha": args.alpha, "adjust": args.adjust}
+    data = {**base.model_dump(), **{k: v for k, v in updates.items() if v is not None}}
+    data["all_pairs"] = base.all_pairs or args.all_pairs
+    try:
+        settings = StatsSettings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, "command line")) from None
+    results, comparisons, skipped = compare_runs(runs, settings, args.pair)
+    if len(runs) == 1:
+        target = runs[0].path
+        merged = runs[0].results.model_copy(
+            update={"comparisons": comparisons, "skipped_comparisons": skipped}
+        )
+    else:
+        names = "-".join(run.name for run in runs)
+        target = (args.output or runs[0].path.parent / f"compare-{names}").resolve()
+        merged = Results(
+            run=f"compare-{names}", results=results, comparisons=comparisons, skipped_comparisons=skipped
+        )
+    write_json(target / "results.json", merged.model_dump(mode="json", by_alias=True))
+    out.print(comparison_table(comparisons))
+    for skip in skipped:
+        console.print(
+            f"[yellow]not compared[/yellow] {skip.baseline} -> {skip.variant} on {skip.task}: {skip.reason}"
+        )
+    out.print(f"comparisons written to {target / 'results.json'}")
+    return EXIT_OK
+
+
+def comparison_table(comparisons: Sequence[Comparison]) -> Table:
+    adjust = comparisons[0].adjustment if comparisons else "holm"
+    table = Table(title=f"paired comparisons (variant - baseline; p adjusted by {adjust} over the run)")
+    for column in ("baseline → variant", "task", "metric"):
+        table.add_column(column, overflow="fold")
+    for column in ("diff", "CI", "p adj", "flips", "non-inferior", "reading"):
+        table.add_column(column, justify="right" if column in ("diff", "p adj", "flips") else "left")
+    for c in comparisons:
+        ni = c.non_inferiority
+        table.add_row(
+            f"{c.baseline} → {c.variant}",
+            c.task,
+            c.metric,
+            f"{c.difference:+.4f}",
+            f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
+            number(c.p_adjusted),
+            "—" if c.discordant is None else f"{c.discordant.baseline_only}/{c.discordant.variant_only}",
+            f"{'yes' if ni.non_inferior else 'no'} (bound {ni.lower_bound:+.4f} vs -{ni.margin:g})",
+            c.reading,
+        )
     return table
 
 

@@ -96,6 +96,11 @@ class TaskConfig(StrictModel):
     name: str
     limit: int | None = Field(None, ge=1)
     num_fewshot: int | None = Field(None, ge=0)
+    metric: str | None = None  # the metric comparisons test; default: the task's first metric
+    cluster_by: str | None = None  # a document field grouping dependent samples (e.g. subject)
+    margin: float | None = Field(None, gt=0)  # non-inferiority margin for this task
+    equivalence_margin: float | None = Field(None, gt=0)
+    alpha: float | None = Field(None, gt=0, lt=0.5)
 
     @model_validator(mode="before")
     @classmethod
@@ -112,8 +117,26 @@ class RunSettings(StrictModel):
     cache_dir: Path | None = None
 
 
+class StatsSettings(StrictModel):
+    """How results are summarised and models compared; per-task keys in ``tasks`` override these."""
+
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    margin: float = Field(0.02, gt=0)  # non-inferiority margin, in the metric's units
+    equivalence_margin: float | None = Field(None, gt=0)  # default: margin
+    power: float = Field(0.8, gt=0, lt=1)
+    effect: float | None = Field(None, gt=0)  # effect whose required n is reported; default: margin
+    adjust: Literal["holm", "bh"] = "holm"
+    resamples: int = Field(10_000, ge=100)
+    all_pairs: bool = False
+    kl_samples: int = Field(16, ge=0)  # prompts for token-level KL between a model and its baseline
+    kl_max_tokens: int = Field(128, ge=1)
+    kl_top_k: int = Field(256, ge=1)
+
+
 class RunConfig(StrictModel):
     run: RunSettings = RunSettings()
+    stats: StatsSettings = StatsSettings()
     models: tuple[ModelConfig, ...] = Field(min_length=1)
     tasks: tuple[TaskConfig, ...] = Field(min_length=1)
 

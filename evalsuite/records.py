@@ -57,8 +57,15 @@ class SampleRecord(_Record):
 
 
 class MetricResult(_Record):
+    """A metric over one task: value, standard error and confidence interval with its method named."""
+
     value: float | None
     stderr: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    confidence: float = 0.95
+    ci_method: str = "none"
+    clusters: int | None = None  # number of clusters when the interval is cluster-robust
     n: int
     n_errors: int
     higher_is_better: bool | None
@@ -70,13 +77,95 @@ class TaskResult(_Record):
     task: str
     output_type: str
     num_fewshot: int
+    primary_metric: str | None = None
     metrics: dict[str, MetricResult]
+
+
+class Discordant(_Record):
+    both: int
+    baseline_only: int  # b: baseline right, variant wrong
+    variant_only: int  # c: baseline wrong, variant right
+    neither: int
+
+
+class NonInferiorityResult(_Record):
+    margin: float
+    alpha: float
+    lower_bound: float
+    non_inferior: bool
+
+
+class EquivalenceResult(_Record):
+    margin: float
+    alpha: float
+    method: str  # "TOST paired t" or "(1 - 2 alpha) interval within the margins"
+    p_value: float | None
+    equivalent: bool
+
+
+class PowerResult(_Record):
+    target: float  # the power asked for
+    effect: float  # the effect it is asked for (default: the margin)
+    power_at_effect: float
+    mde: float | None  # minimum detectable effect at this n, alpha and discordance
+    n_needed: int | None  # samples needed to detect `effect` with `target` power
+    underpowered: bool
+
+
+class ShiftResult(_Record):
+    choice_kl: float | None = None  # mean KL(baseline || variant) over multiple-choice answer distributions
+    top1_agreement: float | None = None
+    questions: int = 0
+    token_kl: float | None = None  # mean next-token KL(baseline || variant), top-k + tail lower bound
+    token_kl_tail_mass: float | None = None
+    tokens: int = 0
+
+
+class Comparison(_Record):
+    """A paired comparison of a variant against its baseline on one task and metric."""
+
+    task: str
+    metric: str
+    baseline: str
+    variant: str
+    method: str
+    n: int
+    higher_is_better: bool
+    baseline_value: float
+    variant_value: float
+    difference: float  # variant - baseline
+    ci_low: float
+    ci_high: float
+    confidence: float
+    p_value: float
+    p_holm: float | None = None
+    p_bh: float | None = None
+    adjustment: str = "holm"
+    p_adjusted: float | None = None
+    family: str = ""
+    discordant: Discordant | None = None
+    flip_rate: float | None = None
+    agreement: float | None = None
+    non_inferiority: NonInferiorityResult
+    equivalence: EquivalenceResult | None = None
+    power: PowerResult
+    shift: ShiftResult | None = None
+    reading: str = ""
+
+
+class SkippedComparison(_Record):
+    task: str
+    baseline: str
+    variant: str
+    reason: str
 
 
 class Results(_Record):
     schema_: str = Field(RESULTS_SCHEMA, alias="schema")
     run: str
     results: list[TaskResult]
+    comparisons: list[Comparison] = []
+    skipped_comparisons: list[SkippedComparison] = []
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -18,13 +19,24 @@ import numpy as np
 import torch
 
 from evalsuite import environment
+from evalsuite.compare import build_comparisons, comparison_pairs, plan_for
 from evalsuite.config import RunConfig
 from evalsuite.engine import Engine
 from evalsuite.errors import EvalsuiteError
-from evalsuite.models import BACKENDS, LoadContext
+from evalsuite.models import BACKENDS, Backend, LoadContext
 from evalsuite.models.sources import gguf_source
-from evalsuite.records import MANIFEST_SCHEMA, Results, SampleRecord, TaskResult, write_json, write_samples
+from evalsuite.records import (
+    MANIFEST_SCHEMA,
+    Comparison,
+    Results,
+    SampleRecord,
+    TaskResult,
+    write_json,
+    write_samples,
+)
 from evalsuite.tasks import PreparedTask, TaskCatalog, aggregate, build_task, score_task, task_dirs
+from evalsuite.tasks.evaluate import Summary
+from evalsuite.token_shift import TokenShift
 
 
 class Progress(Protocol):
@@ -65,6 +77,7 @@ class Plan:
 class RunOutcome:
     run_dir: Path
     results: tuple[TaskResult, ...]
+    comparisons: tuple[Comparison, ...]
     errors: int  # samples whose requests or scoring failed
 
 
@@ -77,42 +90,35 @@ def plan(config: RunConfig, cache_dir: Path) -> Plan:
     catalog = TaskCatalog(task_dirs(config.run.task_dirs), config.run.data_dir)
     specs = [(t, catalog.resolve(t.name)) for t in config.tasks]
     prepared = tuple(build_task(spec, t.limit, t.num_fewshot, config.run.seed) for t, spec in specs)
-    return Plan(config, prepared, config.run.cache_dir or cache_dir)
+    return Plan(in_comparison_order(config), prepared, config.run.cache_dir or cache_dir)
 
 
 def execute(plan: Plan, progress: Progress) -> RunOutcome:
-    """Evaluate every model on every task and write the run directory atomically."""
+    """Evaluate every model on every task, compare them, and write the run directory atomically."""
     config = plan.config
     manifest = environment.manifest_header(config)
     samples: list[SampleRecord] = []
     results: list[TaskResult] = []
     models: dict[str, object] = {}
+    pairs = comparison_pairs(
+        {m.name: m.baseline for m in config.models}, [m.name for m in config.models], config.stats.all_pairs
+    )
+    shift = TokenShift(pairs, shift_texts(plan.tasks, config.stats.kl_samples), config.stats)
     context = LoadContext(cache_dir=plan.cache_dir, seed=config.run.seed, progress=progress.note)
     for model_config in config.models:
         seed_everything(config.run.seed)
         backend = BACKENDS.get(model_config.backend)(model_config, context)
         try:
-            engine = Engine(backend)
-            for prepared in plan.tasks:
-                progress.unit_started(model_config.name, prepared.spec.name, Engine.count(prepared.instances))
-                records = score_task(prepared, model_config.name, engine, progress.advance)
-                result = aggregate(prepared, model_config.name, records, config.run.seed)
-                progress.unit_finished(result)
-                samples.extend(records)
-                results.append(result)
-            telemetry = backend.telemetry()
-            models[model_config.name] = {
-                "backend": model_config.backend,
-                "baseline": model_config.baseline,
-                "info": asdict(backend.describe()),
-                "telemetry": {
-                    **asdict(telemetry),
-                    "tokens_per_second": telemetry.tokens_per_second,
-                    "generated_tokens_per_second": telemetry.generated_tokens_per_second,
-                },
-            }
+            evaluate_model(plan, model_config.name, backend, progress, samples, results)
+            shift.observe(model_config.name, backend)
+            models[model_config.name] = describe(model_config.backend, model_config.baseline, backend)
         finally:
             backend.close()
+        for base, _ in pairs:
+            shift.release(base)
+    comparison_plan = plan_for(config, results)
+    comparison_plan = replace(comparison_plan, token_shift=shift.measured)
+    comparisons, skipped = build_comparisons(comparison_plan, results, samples, config.run.seed)
     manifest["models"] = models
     manifest["tasks"] = {
         p.spec.name: {
@@ -121,12 +127,90 @@ def execute(plan: Plan, progress: Progress) -> RunOutcome:
             "num_fewshot": p.num_fewshot,
             "limit": p.limit,
             "samples": len({i.doc_id for i in p.instances}),
+            "primary_metric": p.primary_metric,
         }
         for p in plan.tasks
     }
+    manifest["token_shift"] = shift.manifest()
     manifest["finished"] = environment.utc_now()
-    write_run_dir(plan.run_dir, manifest, samples, Results(run=config.run.name, results=results))
-    return RunOutcome(plan.run_dir, tuple(results), sum(r.error is not None for r in samples))
+    outcome = Results(
+        run=config.run.name, results=results, comparisons=comparisons, skipped_comparisons=skipped
+    )
+    write_run_dir(plan.run_dir, manifest, samples, outcome)
+    return RunOutcome(
+        plan.run_dir, tuple(results), tuple(comparisons), sum(r.error is not None for r in samples)
+    )
+
+
+def evaluate_model(
+    plan: Plan,
+    name: str,
+    backend: Backend,
+    progress: Progress,
+    samples: list[SampleRecord],
+    results: list[TaskResult],
+) -> None:
+    """Every task on one loaded model; records and task results are appended."""
+    engine = Engine(backend)
+    config = plan.config
+    for prepared, task_config in zip(plan.tasks, config.tasks, strict=True):
+        progress.unit_started(name, prepared.spec.name, Engine.count(prepared.instances))
+        records = score_task(prepared, name, engine, progress.advance)
+        summary = Summary(
+            seed=config.run.seed,
+            confidence=config.stats.confidence,
+            cluster_by=task_config.cluster_by,
+            resamples=min(config.stats.resamples, 2000),
+        )
+        result = aggregate(prepared, name, records, summary)
+        progress.unit_finished(result)
+        samples.extend(records)
+        results.append(result)
+
+
+def describe(backend_name: str, baseline: str | None, backend: Backend) -> dict[str, object]:
+    telemetry = backend.telemetry()
+    return {
+        "backend": backend_name,
+        "baseline": baseline,
+        "info": asdict(backend.describe()),
+        "telemetry": {
+            **asdict(telemetry),
+            "tokens_per_second": telemetry.tokens_per_second,
+            "generated_tokens_per_second": telemetry.generated_tokens_per_second,
+        },
+    }
+
+
+def shift_texts(tasks: Sequence[PreparedTask], count: int) -> list[str]:
+    """The first ``count`` distinct prompts of the run, in task and document order."""
+    texts: list[str] = []
+    for prepared in tasks:
+        for instance in prepared.instances:
+            text = instance.args[0]
+            if isinstance(text, str) and text.strip() and text not in texts:
+                texts.append(text)
+                if len(texts) == count:
+                    return texts
+    return texts
+
+
+def in_comparison_order(config: RunConfig) -> RunConfig:
+    """Reorder models so every baseline is evaluated before the models compared against it."""
+    by_name = {m.name: m for m in config.models}
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        baseline = by_name[name].baseline
+        if baseline is not None:
+            visit(baseline)
+        ordered.append(name)
+
+    for model in config.models:
+        visit(model.name)
+    return config.model_copy(update={"models": tuple(by_name[n] for n in ordered)})
 
 
 def write_run_dir(

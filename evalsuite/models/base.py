@@ -9,12 +9,14 @@ and ``telemetry()`` (what was measured while it ran: memory, speed, MoE routing)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
+import numpy as np
 from lm_eval.api.model import LM
+from numpy.typing import NDArray
 
 from evalsuite.config import ModelConfig
 from evalsuite.registry import Registry
@@ -91,6 +93,27 @@ class Backend(LM, ABC):  # type: ignore[misc]  # lm-eval's LM is untyped
 
     def close(self) -> None:
         """Release the model's memory; the backend is unusable afterwards."""
+
+
+@runtime_checkable
+class TokenDistributions(Protocol):
+    """Backends that can show their next-token distributions (for KL between a model and its variant)."""
+
+    def vocabulary_id(self) -> str:
+        """Identifies the tokenizer: distributions are comparable only between equal ids."""
+        ...
+
+    def top_logprobs(
+        self, texts: Sequence[str], max_tokens: int, k: int
+    ) -> list[tuple[NDArray[np.int64], NDArray[np.float64]]]:
+        """Per text: the k most likely next-token ids and their log-probabilities at each position."""
+        ...
+
+    def logprobs_at(
+        self, texts: Sequence[str], max_tokens: int, ids: Sequence[NDArray[np.int64]]
+    ) -> list[NDArray[np.float64]]:
+        """Per text: the log-probabilities of the given token ids at each position."""
+        ...
 
 
 BackendFactory = Callable[[ModelConfig, LoadContext], Backend]

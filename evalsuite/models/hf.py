@@ -9,9 +9,12 @@ every real token unchanged for causal attention and for state-space recurrences 
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lm_eval.api.instance import Instance
@@ -19,6 +22,7 @@ from lm_eval.api.model import TemplateLM
 from lm_eval.models.utils import resolve_max_length
 from lm_eval.models.utils_hf import stop_sequences_criteria
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+from numpy.typing import NDArray
 
 from evalsuite.config import ModelConfig
 from evalsuite.errors import BackendError
@@ -198,6 +202,46 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return int(pad if pad is not None else self.eot_token_id)
+
+    # -- next-token distributions (TokenDistributions) -------------------------------------------
+    def vocabulary_id(self) -> str:
+        vocab = sorted(self.tokenizer.get_vocab().items())
+        return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:32]
+
+    def top_logprobs(
+        self, texts: Sequence[str], max_tokens: int, k: int
+    ) -> list[tuple[NDArray[np.int64], NDArray[np.float64]]]:
+        out = []
+        for logprobs in self._next_token_logprobs(texts, max_tokens):
+            values, ids = logprobs.topk(min(k, logprobs.shape[-1]), dim=-1)
+            out.append((ids.cpu().numpy().astype(np.int64), values.double().cpu().numpy()))
+        return out
+
+    def logprobs_at(
+        self, texts: Sequence[str], max_tokens: int, ids: Sequence[NDArray[np.int64]]
+    ) -> list[NDArray[np.float64]]:
+        out = []
+        for logprobs, wanted in zip(self._next_token_logprobs(texts, max_tokens), ids, strict=True):
+            index = torch.as_tensor(wanted, device=logprobs.device)
+            out.append(logprobs.gather(-1, index).double().cpu().numpy())
+        return out
+
+    @torch.inference_mode()
+    def _next_token_logprobs(self, texts: Sequence[str], max_tokens: int) -> list[torch.Tensor]:
+        """(tokens, vocab) float32 log-probabilities of the next token at each of the first tokens."""
+        encoded = [self.tok_encode(text)[: min(max_tokens, self.max_length)] for text in texts]
+        out: list[torch.Tensor] = []
+        for start in range(0, len(encoded), self.config.batch_size):
+            rows = encoded[start : start + self.config.batch_size]
+            width = max(len(r) for r in rows)
+            ids = torch.full((len(rows), width), self._pad_id(), dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, row in enumerate(rows):
+                ids[i, : len(row)] = torch.tensor(row)
+                mask[i, : len(row)] = 1
+            logits = self._forward(ids.to(self.torch_device), mask.to(self.torch_device))
+            out.extend(F.log_softmax(logits[i, : len(row)].float(), dim=-1) for i, row in enumerate(rows))
+        return out
 
     # -- evalsuite's additions --------------------------------------------------------------------
     def describe(self) -> ModelInfo:

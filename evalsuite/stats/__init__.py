@@ -1,5 +1,13 @@
-"""Statistics over per-sample values: pure functions over arrays, no I/O, seeded RNG passed in."""
+"""Statistics over per-sample values: pure functions over arrays, no I/O, seeded RNG passed in.
 
-from evalsuite.stats.intervals import bootstrap_stderr, mean_stderr
+``intervals``   one model's metric: Wilson, normal, cluster-robust, bootstrap
+``aggregates``  lm-eval's aggregations as vectorizable statistics; paired tests for ratio aggregates
+``paired``      McNemar, Newcombe's paired interval, paired bootstrap and permutation
+``decisions``   non-inferiority, equivalence (TOST), Holm and Benjamini-Hochberg adjustment
+``power``       minimum detectable effects and required sample sizes
+``shift``       KL divergence and agreement between a base model and its variant
+"""
 
-__all__ = ["bootstrap_stderr", "mean_stderr"]
+from evalsuite.stats.intervals import Interval, clustered_stderr, mean_interval, mean_stderr, wilson_interval
+
+__all__ = ["Interval", "clustered_stderr", "mean_interval", "mean_stderr", "wilson_interval"]

@@ -1,32 +1,131 @@
-"""Standard errors of aggregated metrics."""
+"""Confidence intervals for one model's metric on one task.
+
+The method follows the data:
+
+* a proportion (every per-sample value 0 or 1, aggregated by the mean): Wilson score interval;
+* any other mean: the normal interval on the standard error of the mean;
+* samples grouped into clusters (MMLU subjects, perturbations of one question, samples of one prompt):
+  the normal interval on the cluster-robust standard error (the same estimate as statsmodels' OLS with
+  ``cov_type="cluster"``), because samples in one cluster are not independent;
+* an aggregate that is not a mean (perplexity, bits per byte, F1, BLEU): a percentile bootstrap with
+  ``scipy.stats.bootstrap``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats
+
+IntervalMethod = Literal["wilson", "normal", "cluster-robust normal", "bootstrap percentile", "none"]
 
 
-def mean_stderr(values: Sequence[float]) -> float | None:
-    """Standard error of the mean, sample standard deviation (ddof=1); None below two values."""
-    if len(values) < 2:
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its standard error and a two-sided confidence interval."""
+
+    value: float
+    stderr: float | None
+    low: float | None
+    high: float | None
+    confidence: float
+    method: IntervalMethod
+    clusters: int | None = None
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (scipy's ``binomtest(...).proportion_ci``)."""
+    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def mean_stderr(values: ArrayLike) -> float | None:
+    """Standard error of the mean with the sample standard deviation (ddof=1); None below two values."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
         return None
-    return float(np.std(np.asarray(values, dtype=np.float64), ddof=1) / np.sqrt(len(values)))
+    return float(np.std(x, ddof=1) / np.sqrt(x.size))
 
 
-def bootstrap_stderr(
-    items: Sequence[Any],
-    statistic: Callable[[list[Any]], float],
-    rng: np.random.Generator,
-    resamples: int = 200,
-) -> float | None:
-    """Standard deviation of ``statistic`` over resamples of ``items`` drawn with replacement.
+def clustered_stderr(values: ArrayLike, clusters: Sequence[Any]) -> float | None:
+    """Cluster-robust standard error of the mean (CR1, as statsmodels OLS ``cov_type="cluster"``).
 
-    For aggregations that are not a mean (perplexity, F1, BLEU); ``items`` may be tuples.
+    ``se^2 = G / (G - 1) * sum_g (sum_{i in g} (x_i - mean))^2 / n^2`` over G clusters; None when G < 2.
     """
-    if len(items) < 2:
+    x = np.asarray(values, dtype=np.float64)
+    _, group = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
+    count = int(group.max()) + 1 if x.size else 0
+    if count < 2:
         return None
-    n = len(items)
-    draws = [statistic([items[i] for i in rng.integers(0, n, size=n)]) for _ in range(resamples)]
-    return float(np.std(np.asarray(draws, dtype=np.float64), ddof=1))
+    sums = np.bincount(group, weights=x - x.mean(), minlength=count)
+    return float(np.sqrt(count / (count - 1) * np.sum(sums**2)) / x.size)
+
+
+def normal_interval(value: float, stderr: float, confidence: float) -> tuple[float, float]:
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    return value - z * stderr, value + z * stderr
+
+
+def is_binary(values: NDArray[np.float64]) -> bool:
+    return bool(np.all((values == 0) | (values == 1)))
+
+
+def mean_interval(
+    values: ArrayLike, confidence: float = 0.95, clusters: Sequence[Any] | None = None
+) -> Interval:
+    """Interval for a metric aggregated by the mean; Wilson when binary, clustered when grouped."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return Interval(float("nan"), None, None, None, confidence, "none")
+    value = float(x.mean())
+    if clusters is not None:
+        stderr = clustered_stderr(x, clusters)
+        groups = len(set(map(str, clusters)))
+        if stderr is not None:
+            low, high = normal_interval(value, stderr, confidence)
+            return Interval(value, stderr, low, high, confidence, "cluster-robust normal", groups)
+    stderr = mean_stderr(x)
+    if is_binary(x):
+        low, high = wilson_interval(int(x.sum()), x.size, confidence)
+        return Interval(value, stderr, low, high, confidence, "wilson")
+    if stderr is None:
+        return Interval(value, None, None, None, confidence, "none")
+    low, high = normal_interval(value, stderr, confidence)
+    return Interval(value, stderr, low, high, confidence, "normal")
+
+
+Statistic = Callable[..., Any]  # vectorized: statistic(*columns, axis=-1) -> array
+
+
+def bootstrap_interval(
+    columns: Sequence[ArrayLike],
+    statistic: Statistic,
+    rng: np.random.Generator,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+) -> Interval:
+    """Percentile bootstrap of ``statistic(*columns)``, resampling rows jointly (``paired=True``).
+
+    ``columns`` are per-sample arrays of equal length, e.g. (log-likelihood, word count) for perplexity.
+    """
+    data = tuple(np.asarray(c, dtype=np.float64) for c in columns)
+    value = float(statistic(*data, axis=-1))
+    if data[0].size < 2 or not np.isfinite(value):
+        return Interval(value, None, None, None, confidence, "none")
+    result = stats.bootstrap(
+        data,
+        statistic,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        paired=True,
+        vectorized=True,
+        rng=rng,
+        batch=max(1, min(resamples, 2_000_000 // data[0].size)),
+    )
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return Interval(value, float(result.standard_error), low, high, confidence, "bootstrap percentile")

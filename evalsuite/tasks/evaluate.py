@@ -22,7 +22,7 @@ from lm_eval.api.metrics import mean as lm_eval_mean
 from evalsuite.engine import Engine, Outcome
 from evalsuite.errors import DataError
 from evalsuite.records import ChoiceScore, MetricResult, SampleRecord, TaskResult
-from evalsuite.stats import bootstrap_stderr, mean_stderr
+from evalsuite.stats.aggregates import summarize
 from evalsuite.tasks.sources import TaskSpec
 
 # What a failed request stands in with, so lm-eval's filters still run; the sample is marked as an error.
@@ -41,6 +41,8 @@ class PreparedTask:
     task: Any  # lm_eval.api.task.Task
     limit: int | None
     num_fewshot: int
+    primary_metric: str | None = None  # what comparisons test: the first metric (and filter) of the task
+    cluster_by: str | None = None  # from the task file's `metadata: {cluster_by: ...}`
 
     @property
     def instances(self) -> list[Instance]:
@@ -68,7 +70,16 @@ def build_task(spec: TaskSpec, limit: int | None, num_fewshot: int | None, seed:
     if not task.instances:
         raise DataError(f"task {spec.name!r} has no samples")
     shots = int(task.config.num_fewshot or 0)
-    return PreparedTask(spec, task, limit, shots)
+    metadata = task.config.metadata or {}
+    return PreparedTask(spec, task, limit, shots, _primary_metric(task), metadata.get("cluster_by"))
+
+
+def _primary_metric(task: Any) -> str | None:
+    metrics = [m["metric"] for m in task.config.metric_list or [] if isinstance(m.get("metric"), str)]
+    if not metrics:
+        metrics = sorted(task.higher_is_better())
+    filters = [f["name"] for f in task.config.filter_list or []] or ["none"]
+    return metric_name(metrics[0], filters[0], filters) if metrics else None
 
 
 def _registry_task(name: str, num_fewshot: int | None) -> Any:
@@ -163,34 +174,59 @@ def metric_name(metric: str, filter_key: str, filters: Sequence[str]) -> str:
     return metric if len(filters) == 1 else f"{metric}:{filter_key}"
 
 
-def aggregate(prepared: PreparedTask, model: str, records: Sequence[SampleRecord], seed: int) -> TaskResult:
-    """Each metric's task-level value (lm-eval's aggregation) with its standard error and n."""
+@dataclass(frozen=True)
+class Summary:
+    """How task-level intervals are computed."""
+
+    seed: int
+    confidence: float = 0.95
+    cluster_by: str | None = None  # a document field; samples sharing its value are one cluster
+    resamples: int = 2000
+
+
+def aggregate(
+    prepared: PreparedTask, model: str, records: Sequence[SampleRecord], summary: Summary
+) -> TaskResult:
+    """Each metric's task-level value (lm-eval's aggregation) with standard error, interval and n."""
     task = prepared.task
     aggregations, higher = task.aggregation(), task.higher_is_better()
     ok = [r for r in records if r.error is None]
+    cluster_by = summary.cluster_by or prepared.cluster_by
     metrics = {}
     for name in sorted({m for r in ok for m in r.metrics}):
-        values = [r.metrics[name] for r in ok if name in r.metrics]
+        scored = [r for r in ok if name in r.metrics]
         base = name.split(":", 1)[0]
         function = aggregations.get(base, lm_eval_mean)
-        value = float(function(values)) if values else None
-        if function is lm_eval_mean:
-            stderr = mean_stderr(values)
-        else:
-            stderr = bootstrap_stderr(values, function, np.random.default_rng(seed))
+        aggregation = getattr(function, "__name__", str(function))
+        clusters = [r.doc.get(cluster_by) for r in scored] if cluster_by else None
+        interval = summarize(
+            [r.metrics[name] for r in scored],
+            aggregation,
+            function,
+            np.random.default_rng(summary.seed),
+            summary.confidence,
+            clusters,
+            summary.resamples,
+        )
         metrics[name] = MetricResult(
-            value=value,
-            stderr=stderr,
-            n=len(values),
+            value=_finite(interval.value),
+            stderr=interval.stderr,
+            ci_low=interval.low,
+            ci_high=interval.high,
+            confidence=interval.confidence,
+            ci_method=interval.method,
+            clusters=interval.clusters,
+            n=len(scored),
             n_errors=len(records) - len(ok),
             higher_is_better=higher.get(base),
-            aggregation=getattr(function, "__name__", str(function)),
+            aggregation=aggregation,
         )
     return TaskResult(
         model=model,
         task=prepared.spec.name,
         output_type=str(task.OUTPUT_TYPE),
         num_fewshot=prepared.num_fewshot,
+        primary_metric=prepared.primary_metric,
         metrics=metrics,
     )
 

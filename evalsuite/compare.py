@@ -1,0 +1,386 @@
+"""Paired comparisons of models over the samples they share, built from records alone.
+
+For each (baseline, variant) pair and each task, the task's primary metric is compared on the samples
+both models answered without error: binary metrics with the exact McNemar test and Newcombe's paired
+interval, continuous means and perplexity-style aggregates with a paired bootstrap interval and a paired
+permutation test. Each comparison carries its non-inferiority and equivalence verdicts, power, and the
+shift between the two models' answer distributions. p-values are adjusted across every comparison of
+the run (the family), by Holm and by Benjamini-Hochberg; the configured one is ``p_adjusted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import combinations
+
+import numpy as np
+
+from evalsuite.config import RunConfig, StatsSettings
+from evalsuite.errors import ConfigError, DataError, did_you_mean
+from evalsuite.records import (
+    Comparison,
+    Discordant,
+    EquivalenceResult,
+    NonInferiorityResult,
+    PowerResult,
+    SampleRecord,
+    ShiftResult,
+    SkippedComparison,
+    TaskResult,
+)
+from evalsuite.rundir import RunDir
+from evalsuite.stats import power as pw
+from evalsuite.stats.aggregates import AGGREGATES, paired_ratio_test
+from evalsuite.stats.decisions import adjust_pvalues, interval_equivalence, non_inferiority, tost_paired
+from evalsuite.stats.intervals import is_binary
+from evalsuite.stats.paired import (
+    Discordance,
+    bootstrap_interval_of_mean,
+    discordance,
+    mcnemar_exact,
+    newcombe_interval,
+    permutation_pvalue,
+)
+from evalsuite.stats.shift import choice_shift
+
+BINARY_METHOD = "exact McNemar; Newcombe hybrid score interval"
+MEAN_METHOD = "paired permutation; paired bootstrap percentile interval"
+RATIO_METHOD = "paired permutation and paired bootstrap of the aggregate"
+
+
+class Skipped(Exception):
+    """A comparison that cannot be made; the reason is recorded instead of a result."""
+
+
+@dataclass(frozen=True)
+class TaskPolicy:
+    """What is compared on one task, and with which margins."""
+
+    metric: str
+    margin: float
+    equivalence_margin: float
+    alpha: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    pairs: tuple[tuple[str, str], ...]  # (baseline, variant)
+    policies: Mapping[str, TaskPolicy]
+    settings: StatsSettings
+    token_shift: Mapping[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
+
+
+def comparison_pairs(
+    baselines: Mapping[str, str | None], models: Sequence[str], all_pairs: bool
+) -> tuple[tuple[str, str], ...]:
+    """Every model against its baseline; with ``all_pairs`` every pair, earlier model as the baseline."""
+    pairs = [(base, model) for model in models if (base := baselines.get(model))]
+    if all_pairs:
+        pairs += [(a, b) for a, b in combinations(models, 2) if (a, b) not in pairs and (b, a) not in pairs]
+    return tuple(pairs)
+
+
+def plan_for(config: RunConfig, results: Sequence[TaskResult]) -> Plan:
+    """Pairs and per-task policies from a run's config and its primary metrics."""
+    settings = config.stats
+    primary = {r.task: r.primary_metric for r in results if r.primary_metric}
+    policies = {}
+    for task in config.tasks:
+        metric = task.metric or primary.get(task.name)
+        if metric is None:
+            continue
+        margin = task.margin or settings.margin
+        policies[task.name] = TaskPolicy(
+            metric=metric,
+            margin=margin,
+            equivalence_margin=task.equivalence_margin or settings.equivalence_margin or margin,
+            alpha=task.alpha or settings.alpha,
+        )
+    names = [m.name for m in config.models]
+    pairs = comparison_pairs({m.name: m.baseline for m in config.models}, names, settings.all_pairs)
+    return Plan(pairs, policies, settings)
+
+
+def build_comparisons(
+    plan: Plan, results: Sequence[TaskResult], samples: Sequence[SampleRecord], seed: int
+) -> tuple[list[Comparison], list[SkippedComparison]]:
+    """Every planned comparison that can be made, adjusted as one family; and why the others cannot."""
+    by_unit: dict[tuple[str, str], dict[tuple[int, str], SampleRecord]] = {}
+    for record in samples:
+        by_unit.setdefault((record.model, record.task), {})[(record.doc_id, record.variant)] = record
+    info = {(r.model, r.task): r for r in results}
+    comparisons: list[Comparison] = []
+    skipped: list[SkippedComparison] = []
+    for task, policy in plan.policies.items():
+        for index, (baseline, variant) in enumerate(plan.pairs):
+            if (baseline, task) not in info or (variant, task) not in info:
+                continue
+            metric = info[(baseline, task)].metrics.get(policy.metric)
+            if metric is None:
+                raise DataError(f"task {task!r} has no metric {policy.metric!r} to compare")
+            rng = np.random.default_rng([seed, index, sorted(plan.policies).index(task)])
+            try:
+                comparisons.append(
+                    compare_pair(
+                        task,
+                        policy,
+                        baseline,
+                        variant,
+                        by_unit[(baseline, task)],
+                        by_unit[(variant, task)],
+                        metric.aggregation,
+                        metric.higher_is_better is not False,
+                        plan,
+                        rng,
+                    )
+                )
+            except Skipped as reason:
+                skipped.append(
+                    SkippedComparison(task=task, baseline=baseline, variant=variant, reason=str(reason))
+                )
+    return adjust_family(comparisons, plan.settings), skipped
+
+
+def compare_pair(
+    task: str,
+    policy: TaskPolicy,
+    baseline: str,
+    variant: str,
+    base_records: Mapping[tuple[int, str], SampleRecord],
+    variant_records: Mapping[tuple[int, str], SampleRecord],
+    aggregation: str,
+    higher_is_better: bool,
+    plan: Plan,
+    rng: np.random.Generator,
+) -> Comparison:
+    settings, metric = plan.settings, policy.metric
+    keys = sorted(
+        k
+        for k in base_records.keys() & variant_records.keys()
+        if _usable(base_records[k], metric) and _usable(variant_records[k], metric)
+    )
+    for key in keys:
+        if base_records[key].prompt != variant_records[key].prompt:
+            raise Skipped(f"the two models were asked different prompts (sample {key[0]})")
+    if len(keys) < 2:
+        raise Skipped(f"{len(keys)} scored sample(s) in common; a paired test needs at least 2")
+    x = [base_records[k].metrics[metric] for k in keys]
+    y = [variant_records[k].metrics[metric] for k in keys]
+    sign = 1.0 if higher_is_better else -1.0  # non-inferiority looks at the improvement
+    confidence, alpha = settings.confidence, policy.alpha
+    table = None
+    if aggregation == "mean":
+        xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        diffs = ya - xa
+        base_value, variant_value = float(xa.mean()), float(ya.mean())
+        if is_binary(xa) and is_binary(ya):
+            table = discordance(xa, ya)
+            method, p = BINARY_METHOD, mcnemar_exact(table)
+            low, high = newcombe_interval(table, confidence)
+            one_sided = newcombe_interval(table, 1 - 2 * alpha)
+            equivalence = interval_equivalence(*one_sided, policy.equivalence_margin, alpha)
+        else:
+            method = MEAN_METHOD
+            p = permutation_pvalue(xa, ya, rng, min(settings.resamples, 9999))
+            low, high = bootstrap_interval_of_mean(diffs, rng, confidence, settings.resamples)
+            one_sided = bootstrap_interval_of_mean(diffs, rng, 1 - 2 * alpha, settings.resamples)
+            equivalence = tost_paired(diffs, policy.equivalence_margin, alpha)
+        sd = float(np.std(diffs, ddof=1))
+    elif aggregation in AGGREGATES:
+        ratio = AGGREGATES[aggregation]
+        base_cols, var_cols = ratio.columns(x), ratio.columns(y)
+        base_value, variant_value = float(ratio(*base_cols)), float(ratio(*var_cols))
+        paired = paired_ratio_test(ratio, base_cols, var_cols, rng, confidence, settings.resamples)
+        method, p, low, high = RATIO_METHOD, paired.p_value, paired.low, paired.high
+        wide = paired_ratio_test(ratio, base_cols, var_cols, rng, 1 - 2 * alpha, settings.resamples)
+        one_sided = (wide.low, wide.high)
+        equivalence, sd = None, float("nan")
+    else:
+        raise Skipped(f"metric {metric!r} aggregates by {aggregation!r}, which has no paired test")
+    difference = variant_value - base_value
+    bound = min(sign * one_sided[0], sign * one_sided[1])  # lower bound of the improvement
+    power = _power(policy, settings, len(keys), table, sd, alpha)
+    return Comparison(
+        task=task,
+        metric=metric,
+        baseline=baseline,
+        variant=variant,
+        method=method,
+        n=len(keys),
+        higher_is_better=higher_is_better,
+        baseline_value=base_value,
+        variant_value=variant_value,
+        difference=difference,
+        ci_low=low,
+        ci_high=high,
+        confidence=confidence,
+        p_value=p,
+        discordant=Discordant(**vars(table)) if table else None,
+        flip_rate=table.flip_rate if table else None,
+        agreement=1 - table.flip_rate if table else None,
+        non_inferiority=NonInferiorityResult(**vars(non_inferiority(bound, policy.margin, alpha))),
+        equivalence=EquivalenceResult(**vars(equivalence)) if equivalence else None,
+        power=power,
+        shift=_shift(base_records, variant_records, keys, plan.token_shift.get((baseline, variant))),
+    )
+
+
+def _usable(record: SampleRecord, metric: str) -> bool:
+    return record.error is None and metric in record.metrics
+
+
+def _power(
+    policy: TaskPolicy, settings: StatsSettings, n: int, table: Discordance | None, sd: float, alpha: float
+) -> PowerResult:
+    effect = settings.effect or policy.margin
+    if table is not None:
+        psi = table.flip_rate
+        achieved = pw.mcnemar_power(effect, n, psi, alpha)
+        mde: float | None = pw.mcnemar_mde(n, psi, alpha, settings.power)
+        needed: int | None = pw.mcnemar_sample_size(effect, psi, alpha, settings.power)
+    elif np.isfinite(sd):
+        achieved = pw.paired_mean_power(effect, sd, n, alpha)
+        mde = pw.paired_mean_mde(sd, n, alpha, settings.power)
+        needed = pw.paired_mean_sample_size(effect, sd, alpha, settings.power) if sd > 0 else None
+    else:  # perplexity-style aggregates: no closed form; report the bootstrap interval's width instead
+        achieved, mde, needed = float("nan"), None, None
+    mde = None if mde is not None and not np.isfinite(mde) else mde
+    underpowered = bool(np.isfinite(achieved) and achieved < settings.power)
+    return PowerResult(
+        target=settings.power,
+        effect=effect,
+        power_at_effect=achieved,
+        mde=mde,
+        n_needed=needed,
+        underpowered=underpowered,
+    )
+
+
+def _shift(
+    base: Mapping[tuple[int, str], SampleRecord],
+    variant: Mapping[tuple[int, str], SampleRecord],
+    keys: Sequence[tuple[int, str]],
+    token: tuple[float, float, int] | None,
+) -> ShiftResult | None:
+    pairs = [(base[k].choices, variant[k].choices) for k in keys]
+    choices = [(b, v) for b, v in pairs if b and v]
+    shift = ShiftResult()
+    if choices:
+        kl, agreement, questions = choice_shift(
+            [[c.loglikelihood if c.loglikelihood is not None else -np.inf for c in b] for b, _ in choices],
+            [[c.loglikelihood if c.loglikelihood is not None else -np.inf for c in v] for _, v in choices],
+        )
+        shift = shift.model_copy(
+            update={"choice_kl": kl, "top1_agreement": agreement, "questions": questions}
+        )
+    if token is not None:
+        shift = shift.model_copy(
+            update={"token_kl": token[0], "token_kl_tail_mass": token[1], "tokens": token[2]}
+        )
+    return shift if (choices or token) else None
+
+
+def adjust_family(comparisons: list[Comparison], settings: StatsSettings) -> list[Comparison]:
+    """Holm and BH over every comparison; the family is stated on each one; then a plain reading."""
+    if not comparisons:
+        return []
+    p = [c.p_value for c in comparisons]
+    holm, bh = adjust_pvalues(p, "holm"), adjust_pvalues(p, "bh")
+    family = (
+        f"{len(comparisons)} comparisons: every (baseline, variant) pair x task of the run, primary metric"
+    )
+    out = []
+    for c, h, b in zip(comparisons, holm, bh, strict=True):
+        adjusted = h if settings.adjust == "holm" else b
+        out.append(
+            c.model_copy(
+                update={
+                    "p_holm": h,
+                    "p_bh": b,
+                    "adjustment": settings.adjust,
+                    "p_adjusted": adjusted,
+                    "family": family,
+                    "reading": reading(c, adjusted, c.non_inferiority.alpha),
+                }
+            )
+        )
+    return out
+
+
+def reading(c: Comparison, p_adjusted: float, alpha: float) -> str:
+    """One phrase a reviewer can act on; "underpowered" rather than "no difference" when it is."""
+    if p_adjusted < alpha:
+        better = (c.difference > 0) == c.higher_is_better
+        return "variant better" if better else "variant worse"
+    if c.power.underpowered:
+        return "underpowered"
+    return "no significant difference"
+
+
+@dataclass(frozen=True)
+class Merged:
+    """Several runs pooled for comparison: models renamed ``run:model`` where names collide."""
+
+    config: RunConfig
+    results: list[TaskResult]
+    samples: list[SampleRecord]
+    token_shift: dict[tuple[str, str], tuple[float, float, int]]
+
+
+def merge_runs(runs: Sequence[RunDir]) -> Merged:
+    """Pool runs; the first run's tasks and statistics settings apply to all."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        for name in {r.model for r in run.results.results}:
+            counts[name] = counts.get(name, 0) + 1
+    if len({run.name for run in runs}) < len(runs):
+        raise DataError("two of the runs have the same name; compare runs with distinct names")
+    models, results, samples, shift = [], [], [], {}
+    for run in runs:
+        config = run.config
+
+        def rename(name: str | None, run_name: str = run.name) -> str | None:
+            return None if name is None else (f"{run_name}:{name}" if counts.get(name, 0) > 1 else name)
+
+        for model in config.models:
+            models.append(
+                model.model_copy(update={"name": rename(model.name), "baseline": rename(model.baseline)})
+            )
+        results += [r.model_copy(update={"model": rename(r.model)}) for r in run.results.results]
+        samples += [s.model_copy(update={"model": rename(s.model)}) for s in run.samples]
+        shift.update({(str(rename(b)), str(rename(v))): value for (b, v), value in run.token_shift.items()})
+    first = runs[0].config
+    merged = first.model_copy(update={"models": tuple(models)})
+    return Merged(merged, results, samples, shift)
+
+
+def parse_pair(text: str, names: Sequence[str]) -> tuple[str, str]:
+    """``BASELINE:VARIANT``; either side may be ``RUN:MODEL``. The one split that names two models wins."""
+    parts = text.split(":")
+    splits = [(":".join(parts[:i]), ":".join(parts[i:])) for i in range(1, len(parts))]
+    known = [(a, b) for a, b in splits if a in names and b in names]
+    if len(known) == 1:
+        return known[0]
+    if len(known) > 1:
+        raise ConfigError(f"--pair {text!r} is ambiguous: it splits into {known}")
+    if not splits:
+        raise ConfigError(f"--pair {text!r}: expected BASELINE:VARIANT")
+    unknown = [name for split in splits for name in split if name not in names]
+    shortest = min(unknown, key=len)
+    raise ConfigError(f"--pair {text!r}: no model named {shortest!r}{did_you_mean(shortest, names)}")
+
+
+def compare_runs(
+    runs: Sequence[RunDir], settings: StatsSettings, pair_texts: Sequence[str] = ()
+) -> tuple[list[TaskResult], list[Comparison], list[SkippedComparison]]:
+    """Comparisons over one or more finished runs, from their records alone."""
+    merged = merge_runs(runs)
+    config = merged.config.model_copy(update={"stats": settings})
+    names = [m.name for m in config.models]
+    extra_pairs = [parse_pair(text, names) for text in pair_texts]
+    plan = plan_for(config, merged.results)
+    pairs = tuple(dict.fromkeys([*plan.pairs, *extra_pairs]))
+    plan = replace(plan, pairs=pairs, token_shift=merged.token_shift)
+    comparisons, skipped = build_comparisons(plan, merged.results, merged.samples, config.run.seed)
+    return merged.results, comparisons, skipped

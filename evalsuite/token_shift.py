@@ -1,0 +1,76 @@
+"""Next-token KL between each model and its baseline, measured while the models are loaded.
+
+The baseline's top-k next-token distributions over a sample of the run's own prompts are kept in memory
+(ids and log-probabilities, k x tokens per prompt); when the variant is loaded its log-probabilities at
+the same ids give KL(baseline || variant) (see ``stats.shift``). Models whose backend cannot show
+distributions (replay) or whose tokenizers differ are skipped, and the reason is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from evalsuite.config import StatsSettings
+from evalsuite.models.base import Backend, TokenDistributions
+from evalsuite.stats.shift import token_kl
+
+Reference = tuple[str, list[tuple[NDArray[np.int64], NDArray[np.float64]]]]  # vocabulary id, per text
+
+
+@dataclass
+class TokenShift:
+    pairs: Sequence[tuple[str, str]]  # (baseline, variant), every baseline evaluated before its variant
+    texts: Sequence[str]
+    settings: StatsSettings
+    references: dict[str, Reference] = field(default_factory=dict)
+    measured: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def observe(self, name: str, backend: Backend) -> None:
+        """Call once per model while it is loaded."""
+        if not self.texts or not any(name in pair for pair in self.pairs):
+            return
+        if not isinstance(backend, TokenDistributions):
+            for base, variant in self.pairs:
+                if name in (base, variant):
+                    self.skipped[f"{base} -> {variant}"] = f"{name}'s backend shows no token distributions"
+            return
+        vocabulary = backend.vocabulary_id()
+        settings = self.settings
+        for base, variant in self.pairs:
+            if variant != name or base not in self.references:
+                continue
+            base_vocabulary, reference = self.references[base]
+            if base_vocabulary != vocabulary:
+                self.skipped[f"{base} -> {variant}"] = "the tokenizers differ"
+                continue
+            ids = [top_ids for top_ids, _ in reference]
+            at = backend.logprobs_at(self.texts, settings.kl_max_tokens, ids)
+            self.measured[(base, variant)] = token_kl(
+                np.concatenate([logprobs for _, logprobs in reference]), np.concatenate(at)
+            )
+        if any(base == name for base, _ in self.pairs):
+            self.references[name] = (
+                vocabulary,
+                backend.top_logprobs(self.texts, settings.kl_max_tokens, settings.kl_top_k),
+            )
+
+    def release(self, name: str) -> None:
+        """Drop a baseline's reference once every variant of it has been measured."""
+        if all(variant in {v for _, v in self.measured} for base, variant in self.pairs if base == name):
+            self.references.pop(name, None)
+
+    def manifest(self) -> dict[str, object]:
+        return {
+            "method": f"top-{self.settings.kl_top_k} + tail bucket lower bound, first "
+            f"{self.settings.kl_max_tokens} tokens of {len(self.texts)} prompts of the run",
+            "pairs": {
+                f"{b} -> {v}": {"token_kl": kl, "tail_mass": tail, "tokens": tokens}
+                for (b, v), (kl, tail, tokens) in self.measured.items()
+            },
+            "skipped": self.skipped,
+        }

@@ -1,0 +1,182 @@
+"""Comparisons from records: scripted (replay) models with known flips give known statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from statsmodels.stats.contingency_tables import mcnemar
+
+from evalsuite import cli
+from evalsuite.compare import parse_pair
+from evalsuite.errors import ConfigError
+from evalsuite.tasks import TaskCatalog, build_task, task_dirs
+
+DOCS = 40  # quickstart_mc has 40 questions
+
+
+def replay_rows(data_dir: Path, correct: set[int]) -> list[dict[str, Any]]:
+    """Answers that pick the gold choice exactly on the documents in ``correct``."""
+    spec = TaskCatalog(task_dirs(), data_dir).resolve("quickstart_mc")
+    prepared = build_task(spec, limit=None, num_fewshot=None, seed=1)
+    rows = []
+    for instance in prepared.instances:
+        gold = prepared.task.doc_to_target(instance.doc)
+        wins = (instance.idx == gold) == (instance.doc_id in correct)
+        context, continuation = instance.args
+        rows.append(
+            {
+                "request_type": "loglikelihood",
+                "context": context,
+                "continuation": continuation,
+                "logprob": -1.0 - 0.01 * instance.idx if wins else -5.0 - 0.01 * instance.idx,
+            }
+        )
+    return rows
+
+
+def scripted_run(
+    folder: Path, data_dir: Path, models: dict[str, set[int]], name: str = "scripted", **stats: Any
+) -> Path:
+    entries = []
+    for model, correct in models.items():
+        path = folder / f"{model}.jsonl"
+        path.write_text(
+            "".join(json.dumps(r) + "\n" for r in replay_rows(data_dir, correct)), encoding="utf-8"
+        )
+        entry = {"name": model, "backend": "replay", "path": str(path)}
+        if model != "base":
+            entry["baseline"] = "base"
+        entries.append(entry)
+    config = {
+        "run": {"name": name, "output_dir": str(folder / "out"), "data_dir": str(data_dir)},
+        "stats": {"resamples": 2000, **stats},
+        "models": entries,
+        "tasks": ["quickstart_mc"],
+    }
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert cli.main(["run", str(folder / f"{name}.yaml")]) == 0
+    return folder / "out" / name
+
+
+BASE = set(range(0, 30))  # 30 of 40 right
+WORSE = set(range(0, 22)) | {35}  # loses 8 of the base's, gains 1: b = 8, c = 1
+SAME = set(BASE)
+
+
+@pytest.fixture(scope="module")
+def run_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("compare")
+    return scripted_run(folder, data_dir, {"base": BASE, "worse": WORSE, "same": SAME})
+
+
+def comparisons(path: Path) -> dict[str, dict[str, Any]]:
+    results = json.loads((path / "results.json").read_text(encoding="utf-8"))
+    return {c["variant"]: c for c in results["comparisons"]}
+
+
+def test_binary_comparison_matches_the_scripted_flips(run_dir: Path) -> None:
+    worse = comparisons(run_dir)["worse"]
+    assert worse["n"] == DOCS and worse["metric"] == "acc"
+    assert worse["discordant"] == {"both": 22, "baseline_only": 8, "variant_only": 1, "neither": 9}
+    assert worse["difference"] == pytest.approx((1 - 8) / DOCS)
+    assert worse["baseline_value"] == pytest.approx(30 / DOCS) and worse["variant_value"] == pytest.approx(
+        23 / DOCS
+    )
+    expected_p = mcnemar([[22, 8], [1, 9]], exact=True).pvalue
+    assert worse["p_value"] == pytest.approx(expected_p, abs=1e-12)
+    assert worse["flip_rate"] == pytest.approx(9 / DOCS) and worse["agreement"] == pytest.approx(31 / DOCS)
+    assert worse["ci_low"] < worse["difference"] < worse["ci_high"] < 0
+    assert worse["non_inferiority"]["non_inferior"] is False
+    assert worse["shift"]["top1_agreement"] == pytest.approx(31 / DOCS)
+    assert worse["shift"]["choice_kl"] > 0
+
+
+def test_identical_models_show_no_difference(run_dir: Path) -> None:
+    same = comparisons(run_dir)["same"]
+    assert same["discordant"]["baseline_only"] == same["discordant"]["variant_only"] == 0
+    assert same["p_value"] == 1.0 and same["difference"] == 0.0
+    assert same["shift"]["choice_kl"] == pytest.approx(0.0, abs=1e-12)
+    # 40 questions cannot show non-inferiority within 2 points, and the reading says why
+    assert same["non_inferiority"]["non_inferior"] is False
+    assert same["power"]["underpowered"] is True and same["reading"] == "underpowered"
+    assert same["power"]["n_needed"] > DOCS
+
+
+def test_p_values_are_adjusted_over_the_run(run_dir: Path) -> None:
+    found = comparisons(run_dir)
+    raw = sorted(c["p_value"] for c in found.values())
+    holm = sorted(c["p_holm"] for c in found.values())
+    assert holm == [min(1.0, raw[0] * 2), max(min(1.0, raw[0] * 2), raw[1])]
+    assert all(c["family"].startswith("2 comparisons") for c in found.values())
+    assert all(c["p_adjusted"] == c["p_holm"] for c in found.values())
+
+
+def test_compare_command_reproduces_the_run_and_honours_overrides(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (run_dir / "results.json").read_text(encoding="utf-8")
+    assert cli.main(["compare", str(run_dir)]) == 0
+    assert (run_dir / "results.json").read_text(encoding="utf-8") == before
+    assert "paired comparisons" in capsys.readouterr().out
+    assert (
+        cli.main(["compare", str(run_dir), "--adjust", "bh", "--margin", "0.5", "--pair", "worse:same"]) == 0
+    )
+    found = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["comparisons"]
+    assert {(c["baseline"], c["variant"]) for c in found} == {
+        ("base", "worse"),
+        ("base", "same"),
+        ("worse", "same"),
+    }
+    assert all(c["adjustment"] == "bh" and c["p_adjusted"] == c["p_bh"] for c in found)
+    same = next(c for c in found if c["variant"] == "same" and c["baseline"] == "base")
+    assert same["non_inferiority"]["margin"] == 0.5 and same["non_inferiority"]["non_inferior"] is True
+    (run_dir / "results.json").write_text(before, encoding="utf-8")
+
+
+def test_compare_across_runs_qualifies_colliding_names(
+    run_dir: Path, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = scripted_run(tmp_path, data_dir, {"base": WORSE, "fresh": SAME}, name="other")
+    out = tmp_path / "joint"
+    argv = ["compare", str(run_dir), str(other), "--pair", "scripted:base:other:base", "--output", str(out)]
+    assert cli.main(argv) == 0
+    found = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    pairs = {(c["baseline"], c["variant"]) for c in found["comparisons"]}
+    assert ("scripted:base", "other:base") in pairs and ("other:base", "fresh") in pairs
+    cross = next(c for c in found["comparisons"] if c["variant"] == "other:base")
+    assert cross["discordant"]["baseline_only"] == 8 and cross["discordant"]["variant_only"] == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "/nonexistent/run"], "no such run directory"),
+        (["compare", "{run}", "--pair", "base:wrose"], "no model named 'wrose' (did you mean 'worse'?)"),
+        (["compare", "{run}", "--pair", "base"], "expected BASELINE:VARIANT"),
+        (["compare", "{run}", "--alpha", "0.7"], "alpha"),
+    ],
+)
+def test_compare_input_errors_exit_2(
+    argv: list[str], message: str, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([a.format(run=run_dir) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_directory_that_is_not_a_run_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["compare", str(tmp_path)]) == 2
+    assert "not a run directory (no manifest.json)" in capsys.readouterr().err
+
+
+def test_pair_parsing() -> None:
+    names = ["a", "b", "r1:a", "r2:a"]
+    assert parse_pair("a:b", names) == ("a", "b")
+    assert parse_pair("r1:a:r2:a", names) == ("r1:a", "r2:a")
+    assert parse_pair("r1:a:b", names) == ("r1:a", "b")
+    with pytest.raises(ConfigError, match="no model named 'c'"):
+        parse_pair("a:c", names)
