@@ -24,7 +24,7 @@ from rich.table import Table
 
 from evalsuite.config import RunConfig, format_validation_error, load_config, parse_config, resolve_paths
 from evalsuite.errors import ConfigError, EvalsuiteError
-from evalsuite.records import Comparison, TaskResult
+from evalsuite.records import Comparison, TaskResult, Verdict
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_INPUT_ERROR = 0, 1, 2
 ENV_DATA_DIR, ENV_CACHE_DIR = "EVALSUITE_DATA_DIR", "EVALSUITE_CACHE_DIR"
@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with several runs: folder for the combined results.json "
         "(default: <first run's parent>/compare-<run>-<run>...)",
     )
+    gate = commands.add_parser(
+        "gate", help="apply a gate policy to a finished run; the exit code is the verdict"
+    )
+    gate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    gate.add_argument("--policy", type=Path, help="a policy file (else the gates: of the run's model.yaml)")
     tasks = commands.add_parser("tasks", help="list the task files evalsuite finds")
     tasks.add_argument("--task-dir", type=Path, action="append", default=[], help="an extra task folder")
     return parser
@@ -150,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return list_tasks(args.task_dir)
         if args.command == "compare":
             return compare(args)
+        if args.command == "gate":
+            return gate(args)
         config = load_config(args.config) if args.command == "run" else quickstart_config()
         return run(apply_overrides(config, args), args)
     except EvalsuiteError as error:
@@ -213,15 +220,17 @@ def run(config: RunConfig, args: argparse.Namespace) -> int:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bars:
         outcome = runner.execute(the_plan, RichProgress(bars))
-    out.print(summary_table(outcome.results))
-    if outcome.comparisons:
-        out.print(comparison_table(outcome.comparisons))
+    out.print(summary_table(outcome.results.results))
+    if outcome.results.comparisons:
+        out.print(comparison_table(outcome.results.comparisons))
+    if outcome.results.gates is not None:
+        out.print(gate_table(outcome.results.gates))
     if outcome.errors:
         console.print(
             f"[yellow]{outcome.errors} sample(s) failed; their errors are in samples.jsonl[/yellow]"
         )
     out.print(f"run directory: {outcome.run_dir}")
-    return EXIT_OK
+    return outcome.exit_code
 
 
 def summary_table(results: Sequence[TaskResult]) -> Table:
@@ -233,9 +242,9 @@ def summary_table(results: Sequence[TaskResult]) -> Table:
     for result in results:
         for name, metric in result.metrics.items():
             table.add_row(
-                result.model,
-                result.task,
-                name,
+                escape(result.model),
+                escape(result.task),
+                escape(name),
                 number(metric.value),
                 number(metric.stderr),
                 str(metric.n),
@@ -281,6 +290,35 @@ def compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def gate(args: argparse.Namespace) -> int:
+    from evalsuite import gates
+    from evalsuite.rundir import load_run
+    from evalsuite.runner import write_outputs
+
+    run = load_run(args.run_dir.resolve())
+    policy = gates.load_policy(args.policy) if args.policy else run.config.gates
+    if policy is None:
+        raise ConfigError(f"{run.path}: the run declares no gates; pass --policy FILE")
+    models = {m.name: m.baseline for m in run.config.models}
+    gates.check_references(policy, models, {r.task: list(r.metrics) for r in run.results.results})
+    verdict = gates.evaluate(policy, run.results)
+    write_outputs(run.path, run.results.model_copy(update={"gates": verdict}))
+    out.print(gate_table(verdict))
+    return verdict.exit_code
+
+
+def gate_table(verdict: Verdict) -> Table:
+    title = "gates: PASS" if verdict.passed else "gates: FAIL"
+    table = Table(title=f"{title} (inconclusive counts as {verdict.inconclusive_policy})")
+    for column in ("status", "gate", "checked", "reason"):
+        table.add_column(column, overflow="fold")
+    colors = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+    for check in verdict.checks:
+        status = f"[{colors[check.status]}]{check.status}[/{colors[check.status]}]"
+        table.add_row(status, escape(check.gate), escape(check.target), escape(check.reason))
+    return table
+
+
 def comparison_table(comparisons: Sequence[Comparison]) -> Table:
     adjust = comparisons[0].adjustment if comparisons else "holm"
     table = Table(title=f"paired comparisons (variant - baseline; p adjusted by {adjust} over the run)")
@@ -291,9 +329,9 @@ def comparison_table(comparisons: Sequence[Comparison]) -> Table:
     for c in comparisons:
         ni = c.non_inferiority
         table.add_row(
-            f"{c.baseline} → {c.variant}",
-            c.task,
-            c.metric,
+            escape(f"{c.baseline} → {c.variant}"),
+            escape(c.task),
+            escape(c.metric),
             f"{c.difference:+.4f}",
             f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
             number(c.p_adjusted),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -134,9 +134,43 @@ class StatsSettings(StrictModel):
     kl_top_k: int = Field(256, ge=1)
 
 
+class ThresholdGate(StrictModel):
+    kind: Literal["threshold"]
+    name: str | None = None
+    task: str
+    metric: str | None = None  # default: the task's primary metric
+    models: tuple[str, ...] | None = None  # default: every model
+    min: float | None = None
+    max: float | None = None
+    on: Literal["bound", "value"] = "bound"  # the confidence bound (default) or the point estimate
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> ThresholdGate:
+        if (self.min is None) == (self.max is None):
+            raise ValueError("a threshold gate needs exactly one of 'min' and 'max'")
+        return self
+
+
+class NonInferiorityGate(StrictModel):
+    kind: Literal["non_inferiority"]
+    name: str | None = None
+    tasks: tuple[str, ...] | None = None  # default: every compared task
+    variants: tuple[str, ...] | None = None  # default: every compared variant
+    margin: float | None = Field(None, gt=0)  # default: the margin the comparison was made with
+
+
+GateRule = Annotated[ThresholdGate | NonInferiorityGate, Field(discriminator="kind")]
+
+
+class GatePolicy(StrictModel):
+    inconclusive: Literal["fail", "pass"] = "fail"
+    rules: tuple[GateRule, ...] = Field(min_length=1)
+
+
 class RunConfig(StrictModel):
     run: RunSettings = RunSettings()
     stats: StatsSettings = StatsSettings()
+    gates: GatePolicy | None = None
     models: tuple[ModelConfig, ...] = Field(min_length=1)
     tasks: tuple[TaskConfig, ...] = Field(min_length=1)
 

@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -160,12 +160,35 @@ class SkippedComparison(_Record):
     reason: str
 
 
+Status = Literal["pass", "fail", "inconclusive"]
+
+
+class Check(_Record):
+    """One gate applied to one model (or comparison) on one task."""
+
+    gate: str
+    target: str  # e.g. "smollm2-int8 on arc_challenge_local"
+    status: Status
+    reason: str
+
+
+class Verdict(_Record):
+    inconclusive_policy: Literal["fail", "pass"]
+    passed: bool
+    checks: list[Check]
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+
 class Results(_Record):
     schema_: str = Field(RESULTS_SCHEMA, alias="schema")
     run: str
     results: list[TaskResult]
     comparisons: list[Comparison] = []
     skipped_comparisons: list[SkippedComparison] = []
+    gates: Verdict | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

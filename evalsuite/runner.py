@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from evalsuite import environment
+from evalsuite import environment, gates
 from evalsuite.compare import build_comparisons, comparison_pairs, plan_for
 from evalsuite.config import RunConfig
 from evalsuite.engine import Engine
@@ -27,13 +27,14 @@ from evalsuite.models import BACKENDS, Backend, LoadContext
 from evalsuite.models.sources import gguf_source
 from evalsuite.records import (
     MANIFEST_SCHEMA,
-    Comparison,
     Results,
     SampleRecord,
     TaskResult,
+    write_atomic,
     write_json,
     write_samples,
 )
+from evalsuite.report import summary_markdown
 from evalsuite.tasks import PreparedTask, TaskCatalog, aggregate, build_task, score_task, task_dirs
 from evalsuite.tasks.evaluate import Summary
 from evalsuite.token_shift import TokenShift
@@ -76,9 +77,15 @@ class Plan:
 @dataclass(frozen=True)
 class RunOutcome:
     run_dir: Path
-    results: tuple[TaskResult, ...]
-    comparisons: tuple[Comparison, ...]
+    results: Results
     errors: int  # samples whose requests or scoring failed
+
+    @property
+    def exit_code(self) -> int:
+        """0, or 1 when a gate failed (or was inconclusive where the policy counts that as failing)."""
+        return (
+            self.results.gates.exit_code if self.results.gates is not None else 0
+        )  # samples whose requests or scoring failed
 
 
 def plan(config: RunConfig, cache_dir: Path) -> Plan:
@@ -90,6 +97,12 @@ def plan(config: RunConfig, cache_dir: Path) -> Plan:
     catalog = TaskCatalog(task_dirs(config.run.task_dirs), config.run.data_dir)
     specs = [(t, catalog.resolve(t.name)) for t in config.tasks]
     prepared = tuple(build_task(spec, t.limit, t.num_fewshot, config.run.seed) for t, spec in specs)
+    if config.gates is not None:
+        gates.check_references(
+            config.gates,
+            {m.name: m.baseline for m in config.models},
+            {p.spec.name: p.metric_names for p in prepared},
+        )
     return Plan(in_comparison_order(config), prepared, config.run.cache_dir or cache_dir)
 
 
@@ -136,10 +149,10 @@ def execute(plan: Plan, progress: Progress) -> RunOutcome:
     outcome = Results(
         run=config.run.name, results=results, comparisons=comparisons, skipped_comparisons=skipped
     )
+    if config.gates is not None:
+        outcome = outcome.model_copy(update={"gates": gates.evaluate(config.gates, outcome)})
     write_run_dir(plan.run_dir, manifest, samples, outcome)
-    return RunOutcome(
-        plan.run_dir, tuple(results), tuple(comparisons), sum(r.error is not None for r in samples)
-    )
+    return RunOutcome(plan.run_dir, outcome, sum(r.error is not None for r in samples))
 
 
 def evaluate_model(
@@ -221,8 +234,8 @@ def write_run_dir(
     staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
     try:
         write_samples(staging / "samples.jsonl", samples)
-        write_json(staging / "results.json", results.model_dump(mode="json", by_alias=True))
         write_json(staging / "manifest.json", {"schema": MANIFEST_SCHEMA, **manifest})
+        write_outputs(staging, results)
         if run_dir.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.old.", dir=run_dir.parent))
             run_dir.rename(retired / run_dir.name)
@@ -233,6 +246,14 @@ def write_run_dir(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def write_outputs(run_dir: Path, results: Results) -> None:
+    """What is derived from the records: results.json, summary.md, and junit.xml when gates ran."""
+    write_json(run_dir / "results.json", results.model_dump(mode="json", by_alias=True))
+    write_atomic(run_dir / "summary.md", summary_markdown(results))
+    if results.gates is not None:
+        write_atomic(run_dir / "junit.xml", gates.junit_xml(results.gates, results.run))
 
 
 def seed_everything(seed: int) -> None:

@@ -39,7 +39,13 @@ def replay_rows(data_dir: Path, correct: set[int]) -> list[dict[str, Any]]:
 
 
 def scripted_run(
-    folder: Path, data_dir: Path, models: dict[str, set[int]], name: str = "scripted", **stats: Any
+    folder: Path,
+    data_dir: Path,
+    models: dict[str, set[int]],
+    name: str = "scripted",
+    expect: int = 0,
+    gates: dict[str, Any] | None = None,
+    **stats: Any,
 ) -> Path:
     entries = []
     for model, correct in models.items():
@@ -57,8 +63,10 @@ def scripted_run(
         "models": entries,
         "tasks": ["quickstart_mc"],
     }
+    if gates is not None:
+        config["gates"] = gates
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    assert cli.main(["run", str(folder / f"{name}.yaml")]) == 0
+    assert cli.main(["run", str(folder / f"{name}.yaml")]) == expect
     return folder / "out" / name
 
 

@@ -50,7 +50,12 @@ def zoo_run(
 
 
 def test_run_directory_has_every_file(zoo_run: Path) -> None:
-    assert sorted(p.name for p in zoo_run.iterdir()) == ["manifest.json", "results.json", "samples.jsonl"]
+    assert sorted(p.name for p in zoo_run.iterdir()) == [
+        "manifest.json",
+        "results.json",
+        "samples.jsonl",
+        "summary.md",
+    ]
     assert not [p for p in zoo_run.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
 
 

@@ -41,8 +41,13 @@ class PreparedTask:
     task: Any  # lm_eval.api.task.Task
     limit: int | None
     num_fewshot: int
-    primary_metric: str | None = None  # what comparisons test: the first metric (and filter) of the task
+    metric_names: tuple[str, ...] = ()  # every metric the task reports, the primary one first
     cluster_by: str | None = None  # from the task file's `metadata: {cluster_by: ...}`
+
+    @property
+    def primary_metric(self) -> str | None:
+        """What comparisons test unless told otherwise: the task's first metric (and first filter)."""
+        return self.metric_names[0] if self.metric_names else None
 
     @property
     def instances(self) -> list[Instance]:
@@ -71,15 +76,15 @@ def build_task(spec: TaskSpec, limit: int | None, num_fewshot: int | None, seed:
         raise DataError(f"task {spec.name!r} has no samples")
     shots = int(task.config.num_fewshot or 0)
     metadata = task.config.metadata or {}
-    return PreparedTask(spec, task, limit, shots, _primary_metric(task), metadata.get("cluster_by"))
+    return PreparedTask(spec, task, limit, shots, _metric_names(task), metadata.get("cluster_by"))
 
 
-def _primary_metric(task: Any) -> str | None:
+def _metric_names(task: Any) -> tuple[str, ...]:
     metrics = [m["metric"] for m in task.config.metric_list or [] if isinstance(m.get("metric"), str)]
     if not metrics:
         metrics = sorted(task.higher_is_better())
     filters = [f["name"] for f in task.config.filter_list or []] or ["none"]
-    return metric_name(metrics[0], filters[0], filters) if metrics else None
+    return tuple(metric_name(m, f, filters) for f in filters for m in metrics)
 
 
 def _registry_task(name: str, num_fewshot: int | None) -> Any:

@@ -1,0 +1,238 @@
+"""Deployment gates: a policy over a run's results whose verdict is the exit code CI obeys.
+
+A policy is a list of gates, declared under ``gates:`` in model.yaml or in a separate policy file::
+
+    gates:
+      inconclusive: fail            # how an inconclusive check counts: fail (default) or pass
+      rules:
+        - {kind: threshold, task: arc_challenge_local, metric: acc, min: 0.30}
+        - {kind: non_inferiority, margin: 0.03}       # every variant against its baseline, every task
+
+Each rule expands into checks (one per model x task, or per comparison), and each check is ``pass``,
+``fail`` or ``inconclusive`` with a one-line reason. A threshold is judged on the confidence bound by
+default: a minimum passes when the whole interval is above it, fails when the whole interval is below it,
+and is inconclusive when the interval straddles it. Gates read records only (``results.json``), so a
+finished run can be re-gated with another policy and no model.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from evalsuite.config import GatePolicy, NonInferiorityGate, ThresholdGate, format_validation_error
+from evalsuite.errors import ConfigError, did_you_mean
+from evalsuite.records import Check, Comparison, Results, Status, TaskResult, Verdict
+
+
+def load_policy(path: Path) -> GatePolicy:
+    """Read a policy file: either a bare policy or a document with a ``gates:`` key."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such policy file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+    if isinstance(data, dict) and "gates" in data:
+        data = data["gates"]
+    return parse_policy(data, str(path))
+
+
+def parse_policy(data: object, source: str) -> GatePolicy:
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: a gate policy is a mapping with 'rules' (and optionally 'inconclusive')"
+        )
+    try:
+        return GatePolicy.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, source)) from None
+
+
+def check_references(
+    policy: GatePolicy, models: Mapping[str, str | None], metrics: Mapping[str, Sequence[str]]
+) -> None:
+    """Before a run: every task, metric and model a gate names exists (``models``: name -> baseline)."""
+    for index, gate in enumerate(policy.rules):
+        label = gate.name or f"gate {index + 1} ({gate.kind})"
+        tasks = list(metrics) if isinstance(gate, NonInferiorityGate) else []
+        if isinstance(gate, ThresholdGate):
+            if gate.task not in metrics:
+                raise ConfigError(
+                    f"{label}: the run has no task {gate.task!r}{did_you_mean(gate.task, metrics)}"
+                )
+            if gate.metric is not None and gate.metric not in metrics[gate.task]:
+                hint = did_you_mean(gate.metric, metrics[gate.task])
+                raise ConfigError(f"{label}: task {gate.task!r} has no metric {gate.metric!r}{hint}")
+            named = gate.models or ()
+        else:
+            for task in gate.tasks or ():
+                if task not in tasks:
+                    raise ConfigError(f"{label}: the run has no task {task!r}{did_you_mean(task, tasks)}")
+            named = gate.variants or ()
+        for model in named:
+            if model not in models:
+                raise ConfigError(f"{label}: the run has no model {model!r}{did_you_mean(model, models)}")
+            if isinstance(gate, NonInferiorityGate) and models[model] is None:
+                raise ConfigError(f"{label}: model {model!r} has no baseline to be non-inferior to")
+
+
+def evaluate(policy: GatePolicy, results: Results) -> Verdict:
+    """Apply every gate; a gate naming a task, metric or model the run does not have is a ConfigError."""
+    checks: list[Check] = []
+    for index, gate in enumerate(policy.rules):
+        label = gate.name or f"gate {index + 1} ({gate.kind})"
+        if isinstance(gate, ThresholdGate):
+            checks += _threshold(label, gate, results.results)
+        else:
+            checks += _non_inferiority(label, gate, results.comparisons)
+    failing = {"fail"} if policy.inconclusive == "pass" else {"fail", "inconclusive"}
+    return Verdict(
+        inconclusive_policy=policy.inconclusive,
+        passed=not any(c.status in failing for c in checks),
+        checks=checks,
+    )
+
+
+def _threshold(label: str, gate: ThresholdGate, results: Sequence[TaskResult]) -> list[Check]:
+    units = [r for r in results if r.task == gate.task]
+    if not units:
+        raise ConfigError(
+            f"{label}: the run has no task {gate.task!r}{did_you_mean(gate.task, {r.task for r in results})}"
+        )
+    models = {r.model for r in units}
+    for model in gate.models or ():
+        if model not in models:
+            raise ConfigError(f"{label}: the run has no model {model!r}{did_you_mean(model, models)}")
+    checks = []
+    for unit in units:
+        if gate.models is not None and unit.model not in gate.models:
+            continue
+        metric_name = gate.metric or unit.primary_metric or ""
+        metric = unit.metrics.get(metric_name)
+        if metric is None:
+            hint = did_you_mean(metric_name, unit.metrics)
+            raise ConfigError(f"{label}: task {gate.task!r} has no metric {metric_name!r}{hint}")
+        target = f"{unit.model} on {unit.task} ({metric_name})"
+        limit = gate.min if gate.min is not None else gate.max
+        assert limit is not None  # exactly one is set (validated)
+        above = gate.min is not None
+        word = ">=" if above else "<="
+        if metric.value is None:
+            checks.append(Check(gate=label, target=target, status="inconclusive", reason="no scored samples"))
+            continue
+        if gate.on == "value" or metric.ci_low is None or metric.ci_high is None:
+            ok = metric.value >= limit if above else metric.value <= limit
+            status: Status = "pass" if ok else "fail"
+            reason = f"{metric.value:.4f} {'meets' if ok else 'misses'} {word} {limit:g} (point estimate)"
+        else:
+            low, high = metric.ci_low, metric.ci_high
+            interval = f"{metric.confidence:.0%} CI [{low:.4f}, {high:.4f}]"
+            if (low >= limit) if above else (high <= limit):
+                status, reason = "pass", f"{interval} lies {'above' if above else 'below'} {limit:g}"
+            elif (high < limit) if above else (low > limit):
+                status, reason = "fail", f"{interval} lies {'below' if above else 'above'} {limit:g}"
+            else:
+                status, reason = "inconclusive", f"{interval} straddles {limit:g}; more samples would decide"
+        checks.append(Check(gate=label, target=target, status=status, reason=reason))
+    return checks
+
+
+def _non_inferiority(label: str, gate: NonInferiorityGate, comparisons: Sequence[Comparison]) -> list[Check]:
+    tasks, variants = {c.task for c in comparisons}, {c.variant for c in comparisons}
+    for task in gate.tasks or ():
+        if task not in tasks:
+            raise ConfigError(f"{label}: no comparison on task {task!r}{did_you_mean(task, tasks)}")
+    for variant in gate.variants or ():
+        if variant not in variants:
+            raise ConfigError(
+                f"{label}: no comparison with variant {variant!r}{did_you_mean(variant, variants)}"
+            )
+    chosen = [
+        c
+        for c in comparisons
+        if (gate.tasks is None or c.task in gate.tasks)
+        and (gate.variants is None or c.variant in gate.variants)
+    ]
+    if not chosen:
+        raise ConfigError(f"{label}: the run has no comparisons (declare a baseline for a model)")
+    return [_judge_non_inferiority(label, gate, c) for c in chosen]
+
+
+def _judge_non_inferiority(label: str, gate: NonInferiorityGate, c: Comparison) -> Check:
+    margin = gate.margin or c.non_inferiority.margin
+    bound = c.non_inferiority.lower_bound
+    sign = 1.0 if c.higher_is_better else -1.0
+    best_case = max(sign * c.ci_low, sign * c.ci_high)  # the upper end of the improvement's interval
+    target = f"{c.variant} vs {c.baseline} on {c.task} ({c.metric})"
+    if bound > -margin:
+        return Check(
+            gate=label, target=target, status="pass", reason=f"lower bound {bound:+.4f} is above -{margin:g}"
+        )
+    if best_case < -margin:
+        return Check(
+            gate=label,
+            target=target,
+            status="fail",
+            reason=f"the whole {c.confidence:.0%} CI lies below -{margin:g} (at best {best_case:+.4f})",
+        )
+    power = c.power
+    extra = (
+        f"; underpowered: about {power.n_needed} samples needed"
+        if power.underpowered and power.n_needed
+        else ""
+    )
+    return Check(
+        gate=label,
+        target=target,
+        status="inconclusive",
+        reason=f"lower bound {bound:+.4f} is below -{margin:g} but the change may be smaller{extra}",
+    )
+
+
+def junit_xml(verdict: Verdict, run: str) -> str:
+    """JUnit XML: one test case per check; failures carry the reason (inconclusive ones say so)."""
+    failing = {"fail"} if verdict.inconclusive_policy == "pass" else {"fail", "inconclusive"}
+    failures = sum(c.status in failing for c in verdict.checks)
+    suites = ET.Element(
+        "testsuites", name="evalsuite", tests=str(len(verdict.checks)), failures=str(failures), errors="0"
+    )
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=_xml_text(f"evalsuite gates: {run}"),
+        tests=str(len(verdict.checks)),
+        failures=str(failures),
+        errors="0",
+        skipped="0",
+        time="0",
+    )
+    for check in verdict.checks:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=_xml_text(f"evalsuite.gates.{check.gate}"),
+            name=_xml_text(check.target),
+            time="0",
+        )
+        reason = _xml_text(f"{check.status}: {check.reason}")
+        if check.status in failing:
+            failure = ET.SubElement(case, "failure", message=reason, type=check.status)
+            failure.text = reason
+        else:
+            ET.SubElement(case, "system-out").text = reason
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """XML 1.0 cannot carry control characters even escaped; replace them with U+FFFD."""
+    return _XML_INVALID.sub("\ufffd", text)

@@ -1,0 +1,5 @@
+"""What a run shows its readers: the HTML report and the Markdown summary, rendered from records only."""
+
+from evalsuite.report.summary import summary_markdown
+
+__all__ = ["summary_markdown"]

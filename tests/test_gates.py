@@ -1,0 +1,204 @@
+"""Gates: verdicts with reasons, exit codes, `evalsuite gate` on finished runs, JUnit XML and summary.md."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lxml import etree
+
+from evalsuite import cli
+from evalsuite.config import GatePolicy
+from evalsuite.errors import ConfigError
+from evalsuite.gates import evaluate, junit_xml
+from evalsuite.records import Check, Results, Verdict
+from tests.test_compare import BASE, SAME, WORSE, scripted_run
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def policy(*rules: dict[str, Any], inconclusive: str = "fail") -> GatePolicy:
+    return GatePolicy.model_validate({"inconclusive": inconclusive, "rules": list(rules)})
+
+
+@pytest.fixture(scope="module")
+def finished(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """base 30/40 right; worse 23/40 (8 lost, 1 gained); same as base. No gates declared."""
+    folder = tmp_path_factory.mktemp("gates")
+    return scripted_run(folder, data_dir, {"base": BASE, "worse": WORSE, "same": SAME}, name="gated")
+
+
+@pytest.fixture
+def results(finished: Path) -> Results:
+    return Results.model_validate_json((finished / "results.json").read_text(encoding="utf-8"))
+
+
+def statuses(verdict: Verdict) -> dict[str, str]:
+    return {c.target.split(" ")[0]: c.status for c in verdict.checks}
+
+
+def test_threshold_on_the_confidence_bound(results: Results) -> None:
+    # base acc 0.75: Wilson 95% CI about [0.60, 0.86]; worse 0.575: about [0.42, 0.72]
+    verdict = evaluate(policy({"kind": "threshold", "task": "quickstart_mc", "min": 0.5}), results)
+    assert statuses(verdict) == {"base": "pass", "worse": "inconclusive", "same": "pass"}
+    assert not verdict.passed and verdict.exit_code == 1
+    low = evaluate(policy({"kind": "threshold", "task": "quickstart_mc", "min": 0.9}), results)
+    assert set(statuses(low).values()) == {"fail"}
+    assert "lies below 0.9" in low.checks[0].reason
+
+
+def test_threshold_on_the_point_estimate_and_maximum(results: Results) -> None:
+    rule = {"kind": "threshold", "task": "quickstart_mc", "min": 0.6, "on": "value", "models": ["worse"]}
+    verdict = evaluate(policy(rule), results)
+    assert [(c.target, c.status) for c in verdict.checks] == [("worse on quickstart_mc (acc)", "fail")]
+    assert "(point estimate)" in verdict.checks[0].reason
+    ceiling = evaluate(policy({"kind": "threshold", "task": "quickstart_mc", "max": 0.95}), results)
+    assert ceiling.passed
+
+
+def test_inconclusive_counts_as_the_policy_says(results: Results) -> None:
+    rule = {"kind": "threshold", "task": "quickstart_mc", "min": 0.5}
+    assert evaluate(policy(rule, inconclusive="fail"), results).exit_code == 1
+    assert evaluate(policy(rule, inconclusive="pass"), results).exit_code == 0
+
+
+def test_non_inferiority_pass_fail_inconclusive(results: Results) -> None:
+    wide = evaluate(policy({"kind": "non_inferiority", "margin": 0.45}), results)
+    assert statuses(wide) == {"worse": "pass", "same": "pass"}
+    tight = evaluate(policy({"kind": "non_inferiority", "margin": 0.02}), results)
+    assert statuses(tight) == {"worse": "fail", "same": "inconclusive"}
+    same = next(c for c in tight.checks if c.target.startswith("same"))
+    assert "underpowered" in same.reason and "samples needed" in same.reason
+
+
+def test_references_to_unknown_things_are_config_errors(results: Results) -> None:
+    with pytest.raises(ConfigError, match=r"no task 'quickstart_mq' \(did you mean 'quickstart_mc'\?\)"):
+        evaluate(policy({"kind": "threshold", "task": "quickstart_mq", "min": 0.5}), results)
+    with pytest.raises(ConfigError, match=r"no comparison with variant 'wrose' \(did you mean 'worse'\?\)"):
+        evaluate(policy({"kind": "non_inferiority", "variants": ["wrose"]}), results)
+
+
+def test_gate_command_exit_codes(finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = {
+        "passing": ({"rules": [{"kind": "threshold", "task": "quickstart_mc", "min": 0.3}]}, 0),
+        "failing": ({"rules": [{"kind": "non_inferiority", "variants": ["worse"], "margin": 0.02}]}, 1),
+        "inconclusive-fails": ({"rules": [{"kind": "threshold", "task": "quickstart_mc", "min": 0.5}]}, 1),
+        "inconclusive-passes": (
+            {"inconclusive": "pass", "rules": [{"kind": "threshold", "task": "quickstart_mc", "min": 0.5}]},
+            0,
+        ),
+        "policy-under-gates-key": ({"gates": {"rules": [{"kind": "non_inferiority", "margin": 0.45}]}}, 0),
+    }
+    for name, (document, code) in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(document), encoding="utf-8")
+        assert cli.main(["gate", str(finished), "--policy", str(path)]) == code, name
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("rules: [{kind: threshold, task: quickstart_mc}]", "exactly one of 'min' and 'max'"),
+        ("rules: [{kind: threshhold, task: x, min: 1}]", "rules[0]"),
+        ("rules: []", "rules: needs at least 1 entry"),
+        ("rules: [{kind: non_inferiority, margn: 0.1}]", "unknown key 'margn' (did you mean 'margin'?)"),
+        ("inconclusive: maybe\nrules: [{kind: non_inferiority}]", "inconclusive"),
+        ("[1, 2]", "a gate policy is a mapping"),
+        ("rules: [{kind: threshold, task: quickstart_mq, min: 0.1}]", "did you mean 'quickstart_mc'"),
+        ("rules: [{kind: threshold, task: quickstart_mc, metric: accc, min: 0.1}]", "did you mean 'acc'"),
+    ],
+)
+def test_malformed_policy_exits_2_with_one_line(
+    text: str, message: str, finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    before = (finished / "results.json").read_bytes()
+    assert cli.main(["gate", str(finished), "--policy", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert (finished / "results.json").read_bytes() == before
+
+
+def test_a_run_without_gates_needs_a_policy(finished: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["gate", str(finished)]) == 2
+    assert "declares no gates; pass --policy FILE" in capsys.readouterr().err
+
+
+def test_run_applies_its_gates_and_gate_reproduces_the_verdict(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = [
+        {"kind": "threshold", "task": "quickstart_mc", "min": 0.5, "name": "floor"},
+        {"kind": "non_inferiority", "margin": 0.02, "name": "no-regression"},
+    ]
+    run_dir = scripted_run(
+        tmp_path, data_dir, {"base": BASE, "worse": WORSE}, name="ci", expect=1, gates={"rules": rules}
+    )
+    first = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["gates"]
+    assert first["passed"] is False
+    assert {(c["gate"], c["status"]) for c in first["checks"]} == {
+        ("floor", "pass"),
+        ("floor", "inconclusive"),
+        ("no-regression", "fail"),
+    }
+    junit_before = (run_dir / "junit.xml").read_text(encoding="utf-8")
+    assert cli.main(["gate", str(run_dir)]) == 1
+    assert json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["gates"] == first
+    assert (run_dir / "junit.xml").read_text(encoding="utf-8") == junit_before
+    summary = (run_dir / "summary.md").read_text(encoding="utf-8")
+    assert "**Verdict: fail**" in summary and "| ❌ fail | no-regression |" in summary
+    capsys.readouterr()
+
+
+def test_junit_xml_validates_and_counts_failures(tmp_path: Path) -> None:
+    checks = [
+        Check(gate="floor", target="m on t (acc)", status="pass", reason="ok"),
+        Check(gate="floor", target="v on t (acc)", status="fail", reason="CI [0.1, 0.2] lies below 0.5"),
+        Check(gate="ni <&>", target="v vs m \x1b[31m\x00", status="inconclusive", reason='straddles "0" <x>'),
+    ]
+    for policy_name, failures in (("fail", 2), ("pass", 1)):
+        verdict = Verdict(inconclusive_policy=policy_name, passed=False, checks=checks)  # type: ignore[arg-type]
+        text = junit_xml(verdict, "run \x07")
+        document = etree.fromstring(text.encode("utf-8"))
+        schema = etree.XMLSchema(etree.parse(str(FIXTURES / "junit.xsd")))
+        assert schema.validate(document), schema.error_log
+        assert document.get("failures") == str(failures)
+        assert len(document.findall("./testsuite/testcase")) == 3
+        assert len(document.findall(".//failure")) == failures
+        from junitparser import JUnitXml
+
+        path = tmp_path / f"{policy_name}.xml"
+        path.write_text(text, encoding="utf-8")
+        parsed = JUnitXml.fromfile(str(path))
+        assert (
+            sum(suite.tests for suite in parsed) == 3 and sum(suite.failures for suite in parsed) == failures
+        )
+
+
+def test_summary_markdown_escapes_what_it_shows(results: Results) -> None:
+    from evalsuite.report import summary_markdown
+
+    hostile = results.model_copy(update={"run": "x | <script>alert(1)</script>\nnext"})
+    text = summary_markdown(hostile)
+    assert "<script>" not in text and "&lt;script&gt;" in text and "x \\| " in text
+    assert text.splitlines()[0] == "# evalsuite: x \\| &lt;script&gt;alert(1)&lt;/script&gt; next"
+
+
+def test_gate_on_a_copied_run_dir(finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Gates need only the records: a copy elsewhere, without the model files, gates the same."""
+    copy = tmp_path / "copy"
+    shutil.copytree(finished, copy)
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        yaml.safe_dump({"rules": [{"kind": "non_inferiority", "margin": 0.45}]}), encoding="utf-8"
+    )
+    for model_file in finished.parent.parent.glob("*.jsonl"):
+        assert model_file.is_file()  # the replay files exist, but gating never opens them
+    assert cli.main(["gate", str(copy), "--policy", str(path)]) == 0
+    capsys.readouterr()
