@@ -322,21 +322,20 @@ def gate_table(verdict: Verdict) -> Table:
 def comparison_table(comparisons: Sequence[Comparison]) -> Table:
     adjust = comparisons[0].adjustment if comparisons else "holm"
     table = Table(title=f"paired comparisons (variant - baseline; p adjusted by {adjust} over the run)")
-    for column in ("baseline → variant", "task", "metric"):
-        table.add_column(column, overflow="fold")
-    for column in ("diff", "CI", "p adj", "flips", "non-inferior", "reading"):
-        table.add_column(column, justify="right" if column in ("diff", "p adj", "flips") else "left")
+    table.add_column("comparison", overflow="fold")
+    table.add_column("difference / CI", justify="right", no_wrap=True)
+    table.add_column("p adj", justify="right", no_wrap=True)
+    table.add_column("flips b/c", justify="right", no_wrap=True)
+    table.add_column("non-inferior", overflow="fold")
+    table.add_column("reading", overflow="fold")
     for c in comparisons:
         ni = c.non_inferiority
         table.add_row(
-            escape(f"{c.baseline} → {c.variant}"),
-            escape(c.task),
-            escape(c.metric),
-            f"{c.difference:+.4f}",
-            f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
+            escape(f"{c.baseline} → {c.variant}\n{c.task} · {c.metric}"),
+            f"{c.difference:+.4f}\n[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
             number(c.p_adjusted),
             "—" if c.discordant is None else f"{c.discordant.baseline_only}/{c.discordant.variant_only}",
-            f"{'yes' if ni.non_inferior else 'no'} (bound {ni.lower_bound:+.4f} vs -{ni.margin:g})",
+            f"{'yes' if ni.non_inferior else 'no'}\n{ni.lower_bound:+.4f} vs -{ni.margin:g}",
             c.reading,
         )
     return table

@@ -10,6 +10,7 @@ the run (the family), by Holm and by Benjamini-Hochberg; the configured one is `
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import combinations
@@ -36,7 +37,7 @@ from evalsuite.stats.decisions import adjust_pvalues, interval_equivalence, non_
 from evalsuite.stats.intervals import is_binary
 from evalsuite.stats.paired import (
     Discordance,
-    bootstrap_interval_of_mean,
+    bootstrap_intervals_of_mean,
     discordance,
     mcnemar_exact,
     newcombe_interval,
@@ -182,9 +183,9 @@ def compare_pair(
             equivalence = interval_equivalence(*one_sided, policy.equivalence_margin, alpha)
         else:
             method = MEAN_METHOD
-            p = permutation_pvalue(xa, ya, rng, min(settings.resamples, 9999))
-            low, high = bootstrap_interval_of_mean(diffs, rng, confidence, settings.resamples)
-            one_sided = bootstrap_interval_of_mean(diffs, rng, 1 - 2 * alpha, settings.resamples)
+            p = permutation_pvalue(xa, ya, rng, settings.resamples)
+            levels = (confidence, 1 - 2 * alpha)
+            (low, high), one_sided = bootstrap_intervals_of_mean(diffs, rng, levels, settings.resamples)
             equivalence = tost_paired(diffs, policy.equivalence_margin, alpha)
         sd = float(np.std(diffs, ddof=1))
     elif aggregation in AGGREGATES:
@@ -315,6 +316,8 @@ def reading(c: Comparison, p_adjusted: float, alpha: float) -> str:
         return "variant better" if better else "variant worse"
     if c.power.underpowered:
         return "underpowered"
+    if math.isnan(c.power.power_at_effect):
+        return "not significant (power unknown)"
     return "no significant difference"
 
 

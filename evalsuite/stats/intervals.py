@@ -5,14 +5,15 @@ The method follows the data:
 * a proportion (every per-sample value 0 or 1, aggregated by the mean): Wilson score interval;
 * any other mean: the normal interval on the standard error of the mean;
 * samples grouped into clusters (MMLU subjects, perturbations of one question, samples of one prompt):
-  the normal interval on the cluster-robust standard error (the same estimate as statsmodels' OLS with
-  ``cov_type="cluster"``), because samples in one cluster are not independent;
+  a t interval with G - 1 degrees of freedom on the cluster-robust standard error (the same estimate as
+  statsmodels' OLS with ``cov_type="cluster"``), because samples in one cluster are not independent;
 * an aggregate that is not a mean (perplexity, bits per byte, F1, BLEU): a percentile bootstrap with
   ``scipy.stats.bootstrap``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -21,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-IntervalMethod = Literal["wilson", "normal", "cluster-robust normal", "bootstrap percentile", "none"]
+IntervalMethod = Literal["wilson", "normal", "cluster-robust t", "bootstrap percentile", "none"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,14 @@ class Interval:
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (scipy's ``binomtest(...).proportion_ci``)."""
-    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
+    """Wilson score interval for a binomial proportion (as ``scipy.stats.binomtest(...).proportion_ci``)."""
+    if n <= 0:
+        raise ValueError("a proportion needs at least one trial")
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def mean_stderr(values: ArrayLike) -> float | None:
@@ -85,9 +91,9 @@ def mean_interval(
     if clusters is not None:
         stderr = clustered_stderr(x, clusters)
         groups = len(set(map(str, clusters)))
-        if stderr is not None:
-            low, high = normal_interval(value, stderr, confidence)
-            return Interval(value, stderr, low, high, confidence, "cluster-robust normal", groups)
+        if stderr is not None:  # t with G - 1 degrees of freedom: few clusters make the SE itself uncertain
+            half = float(stats.t.ppf(0.5 + confidence / 2, groups - 1)) * stderr
+            return Interval(value, stderr, value - half, value + half, confidence, "cluster-robust t", groups)
     stderr = mean_stderr(x)
     if is_binary(x):
         low, high = wilson_interval(int(x.sum()), x.size, confidence)

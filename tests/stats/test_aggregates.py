@@ -61,7 +61,7 @@ def test_summarize_picks_the_method_from_the_data() -> None:
     assert summarize(binary, "mean", None, rng).method == "wilson"
     assert summarize(continuous, "mean", None, rng).method == "normal"
     clustered = summarize(binary, "mean", None, rng, clusters=clusters)
-    assert (clustered.method, clustered.clusters) == ("cluster-robust normal", 20)
+    assert (clustered.method, clustered.clusters) == ("cluster-robust t", 20)
     ppl = summarize((-rng.gamma(2.0, 1.0, size=200)).tolist(), "perplexity", None, rng, resamples=500)
     assert ppl.method == "bootstrap percentile"
     assert ppl.low is not None and ppl.high is not None

@@ -209,20 +209,24 @@ def test_bootstrap_interval_of_continuous_differences_matches_scipy() -> None:
     assert ours == pytest.approx(tuple(theirs.confidence_interval), abs=0.003)
 
 
-def test_permutation_pvalue_matches_scipy_with_the_same_seed() -> None:
+def test_permutation_pvalue_agrees_with_scipy_and_is_seeded() -> None:
+    # Our sign flips draw a different random stream than scipy's, so agreement is within Monte Carlo error
+    # (sd of a p near 0.05 with 99,999 resamples: about 0.0007); the exact case is tested below to 1e-9.
     rng = np.random.default_rng(11)
     x = rng.normal(size=40)
-    y = x + rng.normal(0.2, 0.5, size=40)
-    ours = permutation_pvalue(x, y, np.random.default_rng(12), 4999)
+    y = x + rng.normal(0.1, 0.5, size=40)
+    ours = permutation_pvalue(x, y, np.random.default_rng(12), 99_999)
     theirs = stats.permutation_test(
         (x, y),
         lambda a, b, axis: np.mean(b - a, axis=axis),
         permutation_type="samples",
         vectorized=True,
-        n_resamples=4999,
+        n_resamples=99_999,
         rng=np.random.default_rng(12),
     )
-    assert ours == pytest.approx(float(theirs.pvalue), abs=1e-12)
+    assert 0.005 < float(theirs.pvalue) < 0.5
+    assert ours == pytest.approx(float(theirs.pvalue), abs=0.005)
+    assert permutation_pvalue(x, y, np.random.default_rng(12), 99_999) == ours
 
 
 def test_permutation_pvalue_equals_the_exact_enumeration_at_n_10() -> None:

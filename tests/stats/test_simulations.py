@@ -112,7 +112,7 @@ def clustered_coverage() -> tuple[float, float]:
         effects = np.repeat(rng.normal(0.0, np.sqrt(icc), clusters), size)
         x = 0.5 + effects + rng.normal(0.0, np.sqrt(1 - icc), clusters * size)
         interval = mean_interval(x, 0.95, labels)
-        assert interval.method == "cluster-robust normal"
+        assert interval.method == "cluster-robust t"
         assert interval.low is not None and interval.high is not None
         robust += interval.low <= 0.5 <= interval.high
         stderr = mean_stderr(x)
