@@ -12,6 +12,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -102,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     gate.add_argument("--policy", type=Path, help="a policy file (else the gates: of the run's model.yaml)")
+    report = commands.add_parser("report", help="re-render report.html and summary.md of a finished run")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     tasks = commands.add_parser("tasks", help="list the task files evalsuite finds")
     tasks.add_argument("--task-dir", type=Path, action="append", default=[], help="an extra task folder")
     return parser
@@ -157,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return compare(args)
         if args.command == "gate":
             return gate(args)
+        if args.command == "report":
+            return report(args)
         config = load_config(args.config) if args.command == "run" else quickstart_config()
         return run(apply_overrides(config, args), args)
     except EvalsuiteError as error:
@@ -258,6 +263,7 @@ def compare(args: argparse.Namespace) -> int:
     from evalsuite.config import StatsSettings
     from evalsuite.records import Results, write_json
     from evalsuite.rundir import load_run
+    from evalsuite.runner import write_outputs
 
     runs = [load_run(path.resolve()) for path in args.runs]
     base = runs[0].config.stats
@@ -280,7 +286,10 @@ def compare(args: argparse.Namespace) -> int:
         merged = Results(
             run=f"compare-{names}", results=results, comparisons=comparisons, skipped_comparisons=skipped
         )
-    write_json(target / "results.json", merged.model_dump(mode="json", by_alias=True))
+    if len(runs) == 1:
+        write_outputs(replace(runs[0], results=merged))
+    else:
+        write_json(target / "results.json", merged.model_dump(mode="json", by_alias=True))
     out.print(comparison_table(comparisons))
     for skip in skipped:
         console.print(
@@ -302,9 +311,19 @@ def gate(args: argparse.Namespace) -> int:
     models = {m.name: m.baseline for m in run.config.models}
     gates.check_references(policy, models, {r.task: list(r.metrics) for r in run.results.results})
     verdict = gates.evaluate(policy, run.results)
-    write_outputs(run.path, run.results.model_copy(update={"gates": verdict}))
+    write_outputs(replace(run, results=run.results.model_copy(update={"gates": verdict})))
     out.print(gate_table(verdict))
     return verdict.exit_code
+
+
+def report(args: argparse.Namespace) -> int:
+    from evalsuite.rundir import load_run
+    from evalsuite.runner import write_outputs
+
+    run = load_run(args.run_dir.resolve())
+    write_outputs(run)
+    out.print(f"report written to {run.path / 'report.html'}")
+    return EXIT_OK
 
 
 def gate_table(verdict: Verdict) -> Table:

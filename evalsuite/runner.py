@@ -34,7 +34,8 @@ from evalsuite.records import (
     write_json,
     write_samples,
 )
-from evalsuite.report import summary_markdown
+from evalsuite.report import render_report, summary_markdown
+from evalsuite.rundir import RunDir
 from evalsuite.tasks import PreparedTask, TaskCatalog, aggregate, build_task, score_task, task_dirs
 from evalsuite.tasks.evaluate import Summary
 from evalsuite.token_shift import TokenShift
@@ -234,8 +235,9 @@ def write_run_dir(
     staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
     try:
         write_samples(staging / "samples.jsonl", samples)
-        write_json(staging / "manifest.json", {"schema": MANIFEST_SCHEMA, **manifest})
-        write_outputs(staging, results)
+        full_manifest = {"schema": MANIFEST_SCHEMA, **manifest}
+        write_json(staging / "manifest.json", full_manifest)
+        write_outputs(RunDir(staging, full_manifest, results, tuple(samples)))
         if run_dir.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.old.", dir=run_dir.parent))
             run_dir.rename(retired / run_dir.name)
@@ -248,12 +250,14 @@ def write_run_dir(
         raise
 
 
-def write_outputs(run_dir: Path, results: Results) -> None:
-    """What is derived from the records: results.json, summary.md, and junit.xml when gates ran."""
-    write_json(run_dir / "results.json", results.model_dump(mode="json", by_alias=True))
-    write_atomic(run_dir / "summary.md", summary_markdown(results))
+def write_outputs(run: RunDir) -> None:
+    """What is derived from the records: results.json, report.html, summary.md, junit.xml (with gates)."""
+    results = run.results
+    write_json(run.path / "results.json", results.model_dump(mode="json", by_alias=True))
+    write_atomic(run.path / "report.html", render_report(run))
+    write_atomic(run.path / "summary.md", summary_markdown(results))
     if results.gates is not None:
-        write_atomic(run_dir / "junit.xml", gates.junit_xml(results.gates, results.run))
+        write_atomic(run.path / "junit.xml", gates.junit_xml(results.gates, results.run))
 
 
 def seed_everything(seed: int) -> None:

@@ -52,6 +52,7 @@ def zoo_run(
 def test_run_directory_has_every_file(zoo_run: Path) -> None:
     assert sorted(p.name for p in zoo_run.iterdir()) == [
         "manifest.json",
+        "report.html",
         "results.json",
         "samples.jsonl",
         "summary.md",

@@ -1,5 +1,6 @@
 """What a run shows its readers: the HTML report and the Markdown summary, rendered from records only."""
 
+from evalsuite.report.render import SECTIONS, render_report
 from evalsuite.report.summary import summary_markdown
 
-__all__ = ["summary_markdown"]
+__all__ = ["SECTIONS", "render_report", "summary_markdown"]

@@ -1,0 +1,230 @@
+"""``report.html``: one self-contained file a reviewer opens from disk; rendered from records alone.
+
+Everything is inline (CSS, SVG, a little JavaScript) and nothing is fetched. Every string that came from
+a model, a dataset or a config reaches the page through one of two doors, both safe:
+
+* jinja2 with autoescaping, after :func:`clean` made control and direction-override characters visible;
+* the sample browser's data: JSON, gzip-compressed and base64-encoded into an inert
+  ``<script type="application/octet-stream">``, decoded in the browser and written with ``textContent``,
+  never as HTML.
+
+Samples load lazily (only when the browser section is opened), so a run with hundreds of thousands of
+records still opens at once. Sections are built by functions in ``SECTIONS``; a section with no data
+is left out, and probes add their own sections by appending a builder there.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+
+from evalsuite.records import Comparison, Results, SampleRecord
+from evalsuite.rundir import RunDir
+
+BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+
+
+def clean(text: object) -> str:
+    """Text safe to show: C0 controls as their control pictures (␛, ␀), direction overrides named."""
+    out = []
+    for ch in str(text):
+        code = ord(ch)
+        if ch in "\n\t":
+            out.append(ch)
+        elif code < 0x20:
+            out.append(chr(0x2400 + code))
+        elif code == 0x7F:
+            out.append("\u2421")
+        elif ch in BIDI:
+            out.append(f"[U+{code:04X}]")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append("\ufffd")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{value:.{digits}g}" if abs(value) >= 1e4 else f"{value:.{digits}f}"
+
+
+@dataclass
+class Section:
+    """One block of the report: an anchor, a heading, and the template macro that draws it."""
+
+    anchor: str
+    title: str
+    macro: str
+    data: Any = None
+
+
+@dataclass
+class ForestRow:
+    label: str
+    difference: float
+    low: float
+    high: float
+    margin: float
+    status: str  # pass | fail | inconclusive (non-inferiority)
+
+
+@dataclass
+class Forest:
+    rows: list[ForestRow]
+    lo: float
+    hi: float
+    width: int = 720
+    label_width: int = 300
+    row_height: int = 26
+    ticks: list[float] = field(default_factory=list)
+
+    def x(self, value: float) -> float:
+        span = self.hi - self.lo or 1.0
+        return self.label_width + (value - self.lo) / span * (self.width - self.label_width - 20)
+
+
+def forests(comparisons: Sequence[Comparison]) -> list[tuple[str, Forest]]:
+    """One forest plot per metric, so accuracies and perplexities each get a readable scale."""
+    metrics = list(dict.fromkeys(c.metric for c in comparisons))
+    plots = [(m, forest([c for c in comparisons if c.metric == m])) for m in metrics]
+    return [(m, plot) for m, plot in plots if plot is not None]
+
+
+def forest(comparisons: Sequence[Comparison]) -> Forest | None:
+    """Each variant's change from its baseline with its interval, the zero line and the margin."""
+    rows = []
+    for c in comparisons:
+        sign = 1.0 if c.higher_is_better else -1.0  # plot the improvement: right is better
+        low, high = sorted((sign * c.ci_low, sign * c.ci_high))
+        margin = c.non_inferiority.margin
+        status = "pass" if c.non_inferiority.non_inferior else ("fail" if high < -margin else "inconclusive")
+        label = f"{c.variant} vs {c.baseline} · {c.task}"
+        rows.append(ForestRow(clean(label), sign * c.difference, low, high, margin, status))
+    if not rows:
+        return None
+    lo = min(min(r.low for r in rows), min(-r.margin for r in rows), 0.0)
+    hi = max(max(r.high for r in rows), 0.0)
+    pad = (hi - lo) * 0.08 or 0.01
+    plot = Forest(rows, lo - pad, hi + pad)
+    step = _tick_step(plot.hi - plot.lo)
+    start = math.ceil(plot.lo / step) * step
+    plot.ticks = [round(start + i * step, 10) for i in range(int((plot.hi - start) / step) + 1)]
+    return plot
+
+
+def _tick_step(span: float) -> float:
+    raw = span / 6
+    power = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def sample_payload(samples: Sequence[SampleRecord], results: Results) -> str:
+    """Samples as compact JSON (prompts deduplicated), gzip-compressed, base64-encoded."""
+    models = sorted({s.model for s in samples})
+    tasks = sorted({s.task for s in samples})
+    prompts: dict[str, int] = {}
+    rows = []
+    for s in samples:
+        prompt = prompts.setdefault(s.prompt, len(prompts))
+        choices = [[clean(c.text), c.loglikelihood, c.is_greedy] for c in s.choices] if s.choices else None
+        rows.append(
+            [
+                models.index(s.model),
+                tasks.index(s.task),
+                s.doc_id,
+                prompt,
+                clean(_short_json(s.target)),
+                choices,
+                None if s.generation is None else clean(s.generation),
+                None if s.filtered is None else clean(_short_json(s.filtered)),
+                s.loglikelihood,
+                {k: v for k, v in s.metrics.items() if isinstance(v, int | float)},
+                None if s.error is None else clean(s.error),
+                s.variant,
+            ]
+        )
+    primary = {r.task: r.primary_metric for r in results.results}
+    pairs = [[c.baseline, c.variant] for c in results.comparisons]
+    document = {
+        "models": models,
+        "tasks": tasks,
+        "primary": primary,
+        "pairs": [list(p) for p in dict.fromkeys(tuple(p) for p in pairs)],
+        "prompts": [clean(p) for p in prompts],
+        "rows": rows,
+    }
+    raw = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
+
+
+def _short_json(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+SectionBuilder = Callable[[RunDir], Section | None]
+
+
+def _verdict(run: RunDir) -> Section | None:
+    return Section("verdict", "Verdict", "verdict", run.results.gates) if run.results.gates else None
+
+
+def _models(run: RunDir) -> Section | None:
+    models = run.manifest.get("models") or {}
+    return Section("models", "Models", "models", models) if models else None
+
+
+def _results(run: RunDir) -> Section | None:
+    results = run.results.results
+    if not results:
+        return None
+    models = list(dict.fromkeys(r.model for r in results))
+    tasks = list(dict.fromkeys(r.task for r in results))
+    cells = {(r.model, r.task): r for r in results}
+    return Section("results", "Results", "results", {"models": models, "tasks": tasks, "cells": cells})
+
+
+def _comparisons(run: RunDir) -> Section | None:
+    if not run.results.comparisons and not run.results.skipped_comparisons:
+        return None
+    data = {
+        "forests": forests(run.results.comparisons),
+        "rows": run.results.comparisons,
+        "skipped": run.results.skipped_comparisons,
+    }
+    return Section("comparisons", "Comparisons", "comparisons", data)
+
+
+def _samples(run: RunDir) -> Section | None:
+    return Section("samples", "Samples", "samples", len(run.samples)) if run.samples else None
+
+
+def _manifest(run: RunDir) -> Section:
+    config = json.dumps(run.manifest.get("config", {}), indent=2, ensure_ascii=False)
+    return Section("manifest", "Manifest", "manifest", {"manifest": run.manifest, "config": config})
+
+
+# Probes (robustness, hallucination) add their sections by appending builders before "manifest".
+SECTIONS: list[SectionBuilder] = [_verdict, _models, _results, _comparisons, _samples, _manifest]
+
+
+def _environment() -> jinja2.Environment:
+    loader = jinja2.PackageLoader("evalsuite.report", "templates")
+    environment = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+    environment.filters.update(clean=clean, fmt=fmt)
+    return environment
+
+
+def render_report(run: RunDir) -> str:
+    sections = [s for s in (build(run) for build in SECTIONS) if s is not None]
+    template = _environment().get_template("report.html.j2")
+    payload = sample_payload(run.samples, run.results) if run.samples else ""
+    return template.render(run=run, sections=sections, payload=payload)

@@ -1,0 +1,107 @@
+"""report.html in a real headless Chromium: hostile content never runs, and the key parts are visible."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.report.conftest import write_hostile_run
+
+pytestmark = pytest.mark.browser
+SHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
+
+
+def open_report(browser: Any, path: Path) -> list[dict[str, Any]]:
+    browser.get_log("browser")  # drop what an earlier page logged
+    browser.get(path.resolve().as_uri())
+    return list(browser.get_log("browser"))
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the page did not reach the expected state in time")
+        time.sleep(0.1)
+
+
+def errors(log: list[dict[str, Any]]) -> list[str]:
+    return [entry["message"] for entry in log if entry["level"] in ("SEVERE", "ERROR")]
+
+
+def test_hostile_outputs_never_run(browser: Any, hostile_run: Path) -> None:
+    log = open_report(browser, hostile_run / "report.html")
+    browser.find_element("css selector", "#sample-browser > summary").click()  # decode and show samples
+    wait_for(lambda: "shown" in browser.find_element("id", "f-count").text)
+    for show in ("all", "wrong", "errors", "flips", "disagree"):
+        browser.execute_script(
+            "const s = document.getElementById('f-show'); s.value = arguments[0];"
+            "s.dispatchEvent(new Event('change'));",
+            show,
+        )
+    browser.execute_script("document.querySelectorAll('#sample-list details').forEach(d => d.open = true)")
+    for element in browser.find_elements("css selector", "#sample-list .text"):
+        browser.execute_script(
+            "arguments[0].dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))", element
+        )
+    state = browser.execute_script(
+        "return {pwned: window.__pwned, scripts: document.scripts.length,"
+        " images: document.images.length,"
+        " jsLinks: document.querySelectorAll('a[href^=\"javascript\"]').length,"
+        " cards: document.querySelectorAll('#sample-list .sample').length}"
+    )
+    assert state["pwned"] is None, f"an injected script ran: {state}"
+    assert state["scripts"] == 2 and state["images"] == 0 and state["jsLinks"] == 0
+    log += browser.get_log("browser")
+    assert errors(log) == []
+    browser.execute_script(
+        "document.getElementById('f-show').value = 'all';"
+        "document.getElementById('f-show').dispatchEvent(new Event('change'))"
+    )
+    assert browser.execute_script("return document.querySelectorAll('#sample-list .sample').length") > 0
+    text = browser.find_element("id", "sample-list").text
+    assert "<script>window.__pwned = 1</script>" in text  # shown as text, for the reviewer to see
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / "hostile-report.png"))
+
+
+def test_quickstart_style_report_shows_verdict_results_and_forest(
+    browser: Any, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_compare import BASE, WORSE, scripted_run
+
+    gates = {"rules": [{"kind": "non_inferiority", "margin": 0.45, "name": "variant no worse than base"}]}
+    run_dir = scripted_run(tmp_path, data_dir, {"base": BASE, "worse": WORSE}, name="shown", gates=gates)
+    log = open_report(browser, run_dir / "report.html")
+    assert errors(log) == []
+    for element_id in ("verdict-banner", "results-table", "comparison-table"):
+        element = browser.find_element("id", element_id)
+        assert element.is_displayed() and element.size["height"] > 0, element_id
+    forest = browser.find_element("css selector", "svg.forest-plot")
+    assert forest.is_displayed() and forest.size["width"] > 300
+    assert "Gates passed" in browser.find_element("id", "verdict-banner").text
+    assert "quickstart_mc" in browser.find_element("id", "results-table").text
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / "report.png"))
+    capsys.readouterr()
+
+
+def test_hostile_run_built_twice_renders_the_same(tmp_path: Path, data_dir: Path, hostile_run: Path) -> None:
+    again = write_hostile_run(tmp_path, data_dir)
+    assert (again / "report.html").read_text(encoding="utf-8").count("<tr>") == (
+        hostile_run / "report.html"
+    ).read_text(encoding="utf-8").count("<tr>")
+    assert (
+        json.loads((again / "results.json").read_text())["results"]
+        == json.loads((hostile_run / "results.json").read_text())["results"]
+    )
+    assert yaml.safe_load((again.parent.parent / "hostile.yaml").read_text())["tasks"] == [
+        "hostile_mc",
+        "hostile_gen",
+    ]
