@@ -105,3 +105,22 @@ def test_hostile_run_built_twice_renders_the_same(tmp_path: Path, data_dir: Path
         "hostile_mc",
         "hostile_gen",
     ]
+
+
+def test_the_quickstart_report(browser: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real quickstart (SmolLM2-135M and its int8 variant) renders its banner, table and forest plot."""
+    from evalsuite import cli
+
+    assert cli.main(["quickstart", "--output-dir", str(tmp_path)]) == 0
+    report = tmp_path / "quickstart" / "report.html"
+    log = open_report(browser, report)
+    assert errors(log) == []
+    banner = browser.find_element("id", "verdict-banner")
+    assert banner.is_displayed() and "Gates passed" in banner.text
+    table = browser.find_element("id", "results-table")
+    assert table.is_displayed() and "smollm2-135m-int8" in table.text and "quickstart_qa" in table.text
+    forest = browser.find_element("css selector", "svg.forest-plot")
+    assert forest.is_displayed() and forest.size["height"] > 40
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / "quickstart-report.png"))
+    capsys.readouterr()
