@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 import yaml
 
 from evalsuite import cli
+from evalsuite.report import chromium
 from evalsuite.tasks import TaskCatalog, build_task, task_dirs
 
 TASKS = ("triviaqa_local", "lambada_local")
@@ -68,28 +67,9 @@ def answers(data_dir: Path, models: int, seed: int) -> list[list[dict[str, Any]]
 
 
 def first_render_seconds(report: Path) -> dict[str, float] | None:
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
+    if not chromium.available():
         return None
-    os.environ["SE_OFFLINE"] = "true"
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tempfile.mkdtemp()}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    driver = chromium.driver(Path(tempfile.mkdtemp()))
     try:
         start = time.perf_counter()
         driver.get(report.resolve().as_uri())  # returns once the page has loaded

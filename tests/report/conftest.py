@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ import pytest
 import yaml
 
 from evalsuite import cli
+from evalsuite.report import chromium
 from evalsuite.tasks import TaskCatalog, build_task, task_dirs
 
 HOSTILE = [
@@ -144,37 +143,14 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Pat
     return write_hostile_run(tmp_path_factory.mktemp("hostile"), data_dir)
 
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Headless Chromium through selenium; the test is skipped where Chromium is not installed."""
-    if not (CHROMIUM and CHROMEDRIVER):
+    if not chromium.available():
         pytest.skip(
             "Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)"
         )
-    os.environ["SE_OFFLINE"] = "true"  # selenium must not try to download a driver
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    driver = chromium.driver(tmp_path_factory.mktemp("chromium-profile"))
     try:
         yield driver
     finally:
