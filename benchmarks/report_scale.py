@@ -66,7 +66,7 @@ def answers(data_dir: Path, models: int, seed: int) -> list[list[dict[str, Any]]
     return per_model
 
 
-def first_render_seconds(report: Path) -> dict[str, float] | None:
+def first_render_seconds(report: Path) -> dict[str, float | None] | None:
     if not chromium.available():
         return None
     driver = chromium.driver(Path(tempfile.mkdtemp()))
@@ -88,7 +88,7 @@ def first_render_seconds(report: Path) -> dict[str, float] | None:
             time.sleep(0.05)
         browse = time.perf_counter() - start
         return {
-            "first_contentful_paint_s": (paint or 0) / 1000,
+            "first_contentful_paint_s": None if paint is None else paint / 1000,
             "dom_content_loaded_s": nav[0] / 1000,
             "load_event_s": nav[1] / 1000,
             "get_returned_s": loaded,
