@@ -136,6 +136,7 @@ def quiet_libraries() -> None:
         "torch.utils._pytree",
         "accelerate",
         "absl",
+        "bitsandbytes",
     )
     for name in loggers:
         logging.getLogger(name).setLevel(logging.ERROR)
