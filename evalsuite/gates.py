@@ -60,6 +60,10 @@ def check_references(
     """Before a run: every task, metric and model a gate names exists (``models``: name -> baseline)."""
     for index, gate in enumerate(policy.rules):
         label = gate.name or f"gate {index + 1} ({gate.kind})"
+        if isinstance(gate, NonInferiorityGate) and not any(models.values()):
+            raise ConfigError(
+                f"{label}: no model has a baseline to compare with (set baseline: or variant_of:)"
+            )
         tasks = list(metrics) if isinstance(gate, NonInferiorityGate) else []
         if isinstance(gate, ThresholdGate):
             if gate.task not in metrics:

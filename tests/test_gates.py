@@ -202,3 +202,18 @@ def test_gate_on_a_copied_run_dir(finished: Path, tmp_path: Path, capsys: pytest
         assert model_file.is_file()  # the replay files exist, but gating never opens them
     assert cli.main(["gate", str(copy), "--policy", str(path)]) == 0
     capsys.readouterr()
+
+
+def test_non_inferiority_gate_without_any_baseline_fails_before_running(
+    data_dir: Path, stories: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {
+        "run": {"output_dir": str(tmp_path / "out"), "data_dir": str(data_dir)},
+        "models": [{"name": "solo", "path": str(stories)}],
+        "tasks": ["quickstart_mc"],
+        "gates": {"rules": [{"kind": "non_inferiority"}]},
+    }
+    (tmp_path / "solo.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert cli.main(["run", str(tmp_path / "solo.yaml")]) == 2
+    assert "no model has a baseline" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
