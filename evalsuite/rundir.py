@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from evalsuite.config import RunConfig, parse_config
+from evalsuite.config import RunConfig, format_validation_error, parse_config
 from evalsuite.errors import DataError
 from evalsuite.records import Results, SampleRecord, read_samples
 
@@ -58,9 +58,7 @@ def load_run(path: Path) -> RunDir:
     except json.JSONDecodeError as error:
         raise DataError(f"{path / 'manifest.json'}: not valid JSON: {error.msg}") from None
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise DataError(f"{path / 'results.json'}: {where}: {first['msg']}") from None
+        raise DataError(format_validation_error(error, str(path / "results.json"))) from None
     if not isinstance(manifest, dict):
         raise DataError(f"{path / 'manifest.json'}: expected a JSON object")
     return RunDir(path, manifest, results, tuple(read_samples(path / "samples.jsonl")))

@@ -188,3 +188,18 @@ def test_pair_parsing() -> None:
     assert parse_pair("r1:a:b", names) == ("r1:a", "b")
     with pytest.raises(ConfigError, match="no model named 'c'"):
         parse_pair("a:c", names)
+
+
+def test_a_damaged_run_directory_is_named(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    copy = tmp_path / "damaged"
+    shutil.copytree(run_dir, copy)
+    results = json.loads((copy / "results.json").read_text(encoding="utf-8"))
+    results["comparisons"][0]["n"] = "many"
+    (copy / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    assert cli.main(["compare", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "results.json: comparisons[0].n: Input should be a valid integer" in err and err.count("\n") == 1

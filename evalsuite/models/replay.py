@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from lm_eval.api.instance import Instance
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from evalsuite.config import ModelConfig
+from evalsuite.config import ModelConfig, format_validation_error
 from evalsuite.errors import BackendError, ConfigError, DataError
 from evalsuite.models.base import BACKENDS, Backend, LoadContext, ModelInfo, Telemetry
 from evalsuite.models.sources import sha256_file
@@ -138,9 +138,7 @@ def read_recordings(
             except json.JSONDecodeError as error:
                 raise DataError(f"{path}:{number}: not valid JSON: {error.msg}") from None
             except ValidationError as error:
-                first = error.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise DataError(f"{path}:{number}: {where}: {first['msg']}") from None
+                raise DataError(format_validation_error(error, f"{path}:{number}")) from None
             key = _key(answer)
             if key in answers and answers[key] != answer:
                 raise DataError(f"{path}:{number}: a different answer for this request was recorded earlier")
