@@ -27,7 +27,7 @@ from evalsuite.config import RunConfig, format_validation_error, load_config, pa
 from evalsuite.errors import ConfigError, EvalsuiteError
 from evalsuite.records import Comparison, TaskResult, Verdict
 
-EXIT_OK, EXIT_GATE_FAILED, EXIT_INPUT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_INPUT_ERROR = 0, 2  # 1, a failed gate, comes from the verdict
 ENV_DATA_DIR, ENV_CACHE_DIR = "EVALSUITE_DATA_DIR", "EVALSUITE_CACHE_DIR"
 
 console = Console(stderr=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -268,16 +268,27 @@ def _own_errors(error: ValidationError) -> list[Any]:
     return [e for e in errors if not follows(e)] or errors
 
 
-def parse_config(data: Any, source: str = "config") -> RunConfig:
-    """Validate an already-parsed YAML document."""
+Validated = TypeVar("Validated", bound=BaseModel)
+
+
+def validate_mapping(model: type[Validated], data: Any, source: str, not_a_mapping: str) -> Validated:
+    """Validate a parsed YAML mapping against ``model``; any problem is one ConfigError line.
+
+    ``not_a_mapping`` says what was expected when ``data`` is no mapping; ``{kind}`` is its type.
+    """
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: expected a mapping with 'models' and 'tasks', got {type(data).__name__}"
-        )
+        raise ConfigError(f"{source}: {not_a_mapping.format(kind=type(data).__name__)}")
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, source)) from None
+
+
+def parse_config(data: Any, source: str = "config") -> RunConfig:
+    """Validate an already-parsed YAML document."""
+    return validate_mapping(
+        RunConfig, data, source, "expected a mapping with 'models' and 'tasks', got {kind}"
+    )
 
 
 def load_config(path: Path) -> RunConfig:

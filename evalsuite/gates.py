@@ -23,9 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
 
-from evalsuite.config import GatePolicy, NonInferiorityGate, ThresholdGate, format_validation_error
+from evalsuite.config import GatePolicy, NonInferiorityGate, ThresholdGate, validate_mapping
 from evalsuite.errors import ConfigError, did_you_mean
 from evalsuite.records import Check, Comparison, Results, Status, TaskResult, Verdict
 
@@ -44,14 +43,8 @@ def load_policy(path: Path) -> GatePolicy:
 
 
 def parse_policy(data: object, source: str) -> GatePolicy:
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: a gate policy is a mapping with 'rules' (and optionally 'inconclusive')"
-        )
-    try:
-        return GatePolicy.model_validate(data)
-    except ValidationError as error:
-        raise ConfigError(format_validation_error(error, source)) from None
+    not_a_mapping = "a gate policy is a mapping with 'rules' (and optionally 'inconclusive')"
+    return validate_mapping(GatePolicy, data, source, not_a_mapping)
 
 
 def check_references(

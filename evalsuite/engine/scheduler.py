@@ -55,7 +55,6 @@ class Engine:
     def __init__(self, backend: Backend, chunk_size: int = 64) -> None:
         self.backend = backend
         self.chunk_size = chunk_size
-        self.requests_run = 0
 
     def run(
         self, instances: Sequence[Instance], progress: Callable[[int], None] = lambda done: None
@@ -79,7 +78,6 @@ class Engine:
                 ):
                     answers[key] = outcome
                 progress(len(chunk))
-        self.requests_run += len(unique)
         return [[answers[k] for k in instance_keys] for instance_keys in keys]
 
     def _call(self, request_type: str, chunk: list[Instance]) -> list[Outcome]:
