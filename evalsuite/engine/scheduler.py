@@ -3,7 +3,8 @@
 Tasks and probes hand the engine lm-eval ``Instance`` objects and never call a backend themselves.
 The engine
 
-* runs identical requests once (same request type and arguments; ``repeats`` stay distinct),
+* runs identical requests once (same request type and arguments; ``repeats`` stay distinct), within a
+  call and across the calls of one engine: a probe's clean copy of a task costs nothing after the task,
 * sends them longest first in chunks, so backends batch similar lengths and progress can be shown,
 * turns a failure into a per-request error: a failing chunk is retried one request at a time, and only
   the requests that still fail carry an error.
@@ -55,6 +56,7 @@ class Engine:
     def __init__(self, backend: Backend, chunk_size: int = 64) -> None:
         self.backend = backend
         self.chunk_size = chunk_size
+        self._answers: dict[str, Outcome] = {}  # every answer this engine has had, by request key
 
     def run(
         self, instances: Sequence[Instance], progress: Callable[[int], None] = lambda done: None
@@ -62,10 +64,11 @@ class Engine:
         """One list of outcomes per instance, ``instance.repeats`` long, in input order."""
         unique: dict[str, Instance] = {}
         keys = [_keys(i) for i in instances]
+        answers = self._answers
         for instance, instance_keys in zip(instances, keys, strict=True):
             for key in instance_keys:
-                unique.setdefault(key, instance)
-        answers: dict[str, Outcome] = {}
+                if key not in answers:
+                    unique.setdefault(key, instance)
         for request_type in REQUEST_TYPES:
             todo = sorted(
                 ((k, i) for k, i in unique.items() if i.request_type == request_type),
@@ -92,7 +95,6 @@ class Engine:
                 return [Outcome(error=_describe(error))]
         return [self._call(request_type, [instance])[0] for instance in chunk]  # isolate the failures
 
-    @staticmethod
-    def count(instances: Sequence[Instance]) -> int:
+    def count(self, instances: Sequence[Instance]) -> int:
         """How many backend requests ``run`` will make for these instances."""
-        return len({key for i in instances for key in _keys(i)})
+        return len({key for i in instances for key in _keys(i)} - self._answers.keys())

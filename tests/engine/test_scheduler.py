@@ -55,7 +55,7 @@ def test_identical_requests_reach_the_backend_once() -> None:
         (-2.0, False),
         (-3.0, False),
     ]
-    assert Engine.count(requests) == 3
+    assert Engine(backend).count(requests) == 3
 
 
 def test_generation_settings_are_part_of_a_request_identity() -> None:
@@ -95,3 +95,14 @@ def test_longest_requests_go_first() -> None:
     backend = CountingBackend()
     Engine(backend).run([ll("q", " a"), ll("q", " ccc"), ll("q", " bb")])
     assert backend.calls == [[("q", " ccc"), ("q", " bb"), ("q", " a")]]
+
+
+def test_a_second_call_reuses_what_the_engine_has_already_answered() -> None:
+    backend = CountingBackend()
+    engine = Engine(backend)
+    engine.run([ll("q", " a"), ll("q", " b")])
+    assert engine.count([ll("q", " a"), ll("q", " c")]) == 1
+    outcomes = engine.run([ll("q", " a"), ll("q", " c")])
+    sent = [args for call in backend.calls for args in call]
+    assert sorted(sent) == [("q", " a"), ("q", " b"), ("q", " c")]  # " a" went to the model once
+    assert outcomes[0][0].value == (-2.0, False)
