@@ -25,7 +25,7 @@ from rich.table import Table
 
 from evalsuite.config import RunConfig, format_validation_error, load_config, parse_config, resolve_paths
 from evalsuite.errors import ConfigError, EvalsuiteError
-from evalsuite.records import Comparison, TaskResult, Verdict
+from evalsuite.records import Comparison, MetricResult, TaskResult, Verdict
 
 EXIT_OK, EXIT_INPUT_ERROR = 0, 2  # 1, a failed gate, comes from the verdict
 ENV_DATA_DIR, ENV_CACHE_DIR = "EVALSUITE_DATA_DIR", "EVALSUITE_CACHE_DIR"
@@ -217,7 +217,9 @@ def run(config: RunConfig, args: argparse.Namespace) -> int:
     from evalsuite import runner
 
     assert config.run.cache_dir is not None  # set by apply_overrides
-    the_plan = runner.plan(config, config.run.cache_dir)
+    the_plan = runner.plan(
+        config, config.run.cache_dir, lambda message: console.print(f"[dim]{message}[/dim]")
+    )
     if args.dry_run:
         out.print(f"config is valid: {len(config.models)} model(s) x {len(the_plan.tasks)} task(s)")
         for task in the_plan.tasks:
@@ -246,7 +248,7 @@ def summary_table(results: Sequence[TaskResult]) -> Table:
     for column in ("value", "± stderr", "n", "errors"):
         table.add_column(column, justify="right", no_wrap=True)
     for result in results:
-        for name, metric in result.metrics.items():
+        for name, metric in shown_metrics(result).items():
             table.add_row(
                 escape(result.model),
                 escape(result.task),
@@ -257,6 +259,15 @@ def summary_table(results: Sequence[TaskResult]) -> Table:
                 str(metric.n_errors),
             )
     return table
+
+
+def shown_metrics(result: TaskResult) -> dict[str, MetricResult]:
+    """Every metric of a task; a probe unit's primary metric and its clean and perturbed scores (the
+    rest are in results.json and the report)."""
+    if result.probe is None:
+        return dict(result.metrics)
+    names = dict.fromkeys((result.primary_metric or "", "clean", "perturbed"))
+    return {n: result.metrics[n] for n in names if n in result.metrics}
 
 
 def compare(args: argparse.Namespace) -> int:

@@ -108,6 +108,69 @@ class TaskConfig(StrictModel):
         return {"name": data} if isinstance(data, str) else data
 
 
+PerturbationKind = Literal[
+    "char_swap",  # character level: neighbour swap, QWERTY typo, deletion, insertion, homoglyph, invisible
+    "typo",
+    "char_delete",
+    "char_insert",
+    "homoglyph",
+    "invisible",
+    "contraction",  # word level: contraction/expansion, number change, deletion, WordNet synonym
+    "number",
+    "word_delete",
+    "synonym",
+    "helm",  # HELM's mix: lowercase, contractions, misspellings, extra spaces
+    "tautology",  # distractors and injection appended to or placed inside the context
+    "irrelevant",
+    "misleading",
+    "injection",
+]
+PERTURBATION_KINDS: tuple[str, ...] = PerturbationKind.__args__  # type: ignore[attr-defined]
+ProbeKind = Literal[PerturbationKind, "option_order", "prompt_format", "attack"]
+AttackRecipe = Literal["deepwordbug", "pruthi", "textbugger"]
+
+# Which probe kinds read which keys; any other kind-specific key is a config error.
+PROBE_KEYS: dict[str, tuple[str, ...]] = {
+    "severity": PERTURBATION_KINDS,
+    "seeds": PERTURBATION_KINDS,
+    "choices": PERTURBATION_KINDS,
+    "fields": (*PERTURBATION_KINDS, "attack"),
+    "formats": ("prompt_format",),
+    "recipe": ("attack",),
+    "query_budget": ("attack",),
+}
+
+
+class ProbeConfig(StrictModel):
+    """A robustness probe applied to one or more tasks; docs/probes.md describes every kind."""
+
+    kind: ProbeKind
+    name: str | None = Field(None, pattern=NAME_PATTERN)  # default: the kind
+    tasks: tuple[str, ...] = Field(min_length=1)
+    limit: int | None = Field(None, ge=1)  # samples per task; default: the task's limit in `tasks`
+    num_fewshot: int | None = Field(None, ge=0)  # default: the task's setting in `tasks`
+    severity: Literal["low", "medium", "high"] = "medium"
+    seeds: int = Field(3, ge=1, le=100)  # perturbed copies per sample
+    fields: tuple[str, ...] | None = None  # document fields to perturb; default: those in the prompt
+    choices: bool = False  # perturb the answer options too
+    formats: int = Field(8, ge=2, le=200)  # prompt formats sampled from the grammar
+    recipe: AttackRecipe = "deepwordbug"
+    query_budget: int = Field(200, ge=1)  # model queries per attacked sample
+
+    @model_validator(mode="after")
+    def _keys_of_kind(self) -> ProbeConfig:
+        for key, kinds in PROBE_KEYS.items():  # a key set away from its default on a kind that ignores it
+            default = ProbeConfig.model_fields[key].default
+            if getattr(self, key) != default and self.kind not in kinds:
+                readers = ", ".join(kinds) if len(kinds) < 3 else "the perturbation kinds"
+                raise ValueError(f"{key!r} does not apply to kind {self.kind!r} (only to {readers})")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+
 class RunSettings(StrictModel):
     name: str = Field("run", pattern=NAME_PATTERN)
     output_dir: Path = Path("reports")
@@ -172,7 +235,8 @@ class RunConfig(StrictModel):
     stats: StatsSettings = StatsSettings()
     gates: GatePolicy | None = None
     models: tuple[ModelConfig, ...] = Field(min_length=1)
-    tasks: tuple[TaskConfig, ...] = Field(min_length=1)
+    tasks: tuple[TaskConfig, ...] = ()
+    probes: tuple[ProbeConfig, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -204,6 +268,24 @@ class RunConfig(StrictModel):
             if names.count(name) > 1:
                 raise ValueError(f"task {name!r} is listed twice")
         return tasks
+
+    @field_validator("probes")
+    @classmethod
+    def _unique_probes(cls, probes: tuple[ProbeConfig, ...]) -> tuple[ProbeConfig, ...]:
+        labels = [p.label for p in probes]
+        for label in labels:
+            if labels.count(label) > 1:
+                raise ValueError(f"probe {label!r} is listed twice (give one a different 'name')")
+        return probes
+
+    @model_validator(mode="after")
+    def _some_work(self) -> RunConfig:
+        if not self.tasks and not self.probes:
+            raise ValueError("nothing to run: list at least one entry under 'tasks' or 'probes'")
+        return self
+
+    def task(self, name: str) -> TaskConfig | None:
+        return next((t for t in self.tasks if t.name == name), None)
 
     def model(self, name: str) -> ModelConfig:
         return next(m for m in self.models if m.name == name)

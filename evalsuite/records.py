@@ -35,6 +35,19 @@ class ChoiceScore(_Record):
     is_greedy: bool
 
 
+class ProbeDetail(_Record):
+    """What a probe did to one sample: the text before and after, and what the model answered."""
+
+    probe: str  # the probe's name in the config
+    kind: str
+    task: str  # the task the sample comes from
+    original: str  # the sample's own text (the part of the prompt the probe may change), untouched
+    perturbed: str  # the same text as the model saw it
+    answer: JSONValue = None  # the option index (in the original order) or the extracted answer
+    score: float | None = None  # the sample's score under the probe's metric (1/0 for accuracy)
+    details: dict[str, JSONValue] = {}  # per kind: seed, rotation, format, attack status and queries
+
+
 class SampleRecord(_Record):
     """One model's answer to one sample of one task (or probe variant), with its per-sample metrics."""
 
@@ -52,6 +65,7 @@ class SampleRecord(_Record):
     metrics: dict[str, JSONValue] = {}
     error: str | None = None
     doc: dict[str, JSONValue] = {}
+    probe: ProbeDetail | None = None  # set on the records of robustness probes
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -72,6 +86,44 @@ class MetricResult(_Record):
     aggregation: str
 
 
+class Discordant(_Record):
+    both: int
+    baseline_only: int  # b: baseline right, variant wrong
+    variant_only: int  # c: baseline wrong, variant right
+    neither: int
+
+
+class McNemarResult(_Record):
+    """Exact McNemar test of clean against perturbed answers, one perturbed copy per sample."""
+
+    discordant: Discordant  # "baseline" = clean, "variant" = perturbed
+    p_value: float
+
+
+class FormatScore(_Record):
+    format: str  # a readable description of the prompt format
+    example: str  # the first sample's prompt in that format
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+
+
+class ProbeSummary(_Record):
+    """What a probe unit reports beyond its metrics."""
+
+    probe: str
+    kind: str
+    task: str
+    metric: str  # what each sample is scored by (acc for multiple choice, else the task's primary metric)
+    samples: int
+    mcnemar: McNemarResult | None = None
+    formats: list[FormatScore] = []  # prompt_format: every format, best first
+    best_format: str | None = None
+    worst_format: str | None = None
+    settings: dict[str, JSONValue] = {}  # severity, seeds, recipe, query budget ...
+
+
 class TaskResult(_Record):
     model: str
     task: str
@@ -79,13 +131,7 @@ class TaskResult(_Record):
     num_fewshot: int
     primary_metric: str | None = None
     metrics: dict[str, MetricResult]
-
-
-class Discordant(_Record):
-    both: int
-    baseline_only: int  # b: baseline right, variant wrong
-    variant_only: int  # c: baseline wrong, variant right
-    neither: int
+    probe: ProbeSummary | None = None  # set on the results of robustness probes
 
 
 class NonInferiorityResult(_Record):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +25,8 @@ from evalsuite.engine import Engine
 from evalsuite.errors import EvalsuiteError
 from evalsuite.models import BACKENDS, Backend, LoadContext
 from evalsuite.models.sources import gguf_source
+from evalsuite.probes import Probe, ProbeUnit, Settings, Variant, probe_for
+from evalsuite.probes import samples as probe_samples
 from evalsuite.records import (
     MANIFEST_SCHEMA,
     Results,
@@ -65,10 +67,20 @@ class SilentProgress:
 
 
 @dataclass(frozen=True)
+class PlannedProbe:
+    """A probe on one task with its variants, prepared before any model loads."""
+
+    unit: ProbeUnit
+    probe: Probe
+    variants: list[Variant]
+
+
+@dataclass(frozen=True)
 class Plan:
     config: RunConfig
     tasks: tuple[PreparedTask, ...]
     cache_dir: Path
+    probes: tuple[PlannedProbe, ...] = ()
 
     @property
     def run_dir(self) -> Path:
@@ -89,7 +101,7 @@ class RunOutcome:
         )  # samples whose requests or scoring failed
 
 
-def plan(config: RunConfig, cache_dir: Path) -> Plan:
+def plan(config: RunConfig, cache_dir: Path, note: Callable[[str], None] = lambda message: None) -> Plan:
     """Check every backend, GGUF weights file and task name and build all requests. Writes nothing."""
     for model in config.models:
         BACKENDS.get(model.backend)
@@ -98,13 +110,35 @@ def plan(config: RunConfig, cache_dir: Path) -> Plan:
     catalog = TaskCatalog(task_dirs(config.run.task_dirs), config.run.data_dir)
     specs = [(t, catalog.resolve(t.name)) for t in config.tasks]
     prepared = tuple(build_task(spec, t.limit, t.num_fewshot, config.run.seed) for t, spec in specs)
+    cache = config.run.cache_dir or cache_dir
+    probes = plan_probes(config, catalog, cache, note)
     if config.gates is not None:
-        gates.check_references(
-            config.gates,
-            {m.name: m.baseline for m in config.models},
-            {p.spec.name: p.metric_names for p in prepared},
-        )
-    return Plan(in_comparison_order(config), prepared, config.run.cache_dir or cache_dir)
+        metric_names = {p.spec.name: p.metric_names for p in prepared}
+        metric_names |= {p.unit.name: p.probe.metrics for p in probes}
+        gates.check_references(config.gates, {m.name: m.baseline for m in config.models}, metric_names)
+    return Plan(in_comparison_order(config), prepared, cache, probes)
+
+
+def plan_probes(
+    config: RunConfig, catalog: TaskCatalog, cache_dir: Path, note: Callable[[str], None]
+) -> tuple[PlannedProbe, ...]:
+    """Every probe on every task it names, with its variants built (perturbations drawn) up front."""
+    planned = []
+    for probe_config in config.probes:
+        probe = probe_for(probe_config, cache_dir)
+        for task_name in probe_config.tasks:
+            listed = config.task(task_name)
+            limit = probe_config.limit or (listed.limit if listed else None)
+            shots = (
+                probe_config.num_fewshot
+                if probe_config.num_fewshot is not None
+                else (listed.num_fewshot if listed else None)
+            )
+            task = build_task(catalog.resolve(task_name), limit, shots, config.run.seed)
+            unit = ProbeUnit(probe_config, task, config.run.seed)
+            note(f"preparing probe {unit.name}")
+            planned.append(PlannedProbe(unit, probe, probe.prepare(unit, probe_samples(task))))
+    return tuple(planned)
 
 
 def execute(plan: Plan, progress: Progress) -> RunOutcome:
@@ -145,6 +179,17 @@ def execute(plan: Plan, progress: Progress) -> RunOutcome:
         }
         for p in plan.tasks
     }
+    manifest["probes"] = {
+        p.unit.name: {
+            "probe": p.unit.config.label,
+            "kind": p.unit.config.kind,
+            "task": p.unit.task.spec.name,
+            "samples": len({v.sample.doc_id for v in p.variants}),
+            "variants": len(p.variants),
+            "num_fewshot": p.unit.task.num_fewshot,
+        }
+        for p in plan.probes
+    }
     manifest["token_shift"] = shift.manifest()
     manifest["finished"] = environment.utc_now()
     outcome = Results(
@@ -168,7 +213,7 @@ def evaluate_model(
     engine = Engine(backend)
     config = plan.config
     for prepared, task_config in zip(plan.tasks, config.tasks, strict=True):
-        progress.unit_started(name, prepared.spec.name, Engine.count(prepared.instances))
+        progress.unit_started(name, prepared.spec.name, engine.count(prepared.instances))
         records = score_task(prepared, name, engine, progress.advance)
         summary = Summary(
             seed=config.run.seed,
@@ -177,6 +222,17 @@ def evaluate_model(
             resamples=min(config.stats.resamples, 2000),
         )
         result = aggregate(prepared, name, records, summary)
+        progress.unit_finished(result)
+        samples.extend(records)
+        results.append(result)
+    settings = Settings(config.run.seed, config.stats.confidence, min(config.stats.resamples, 2000))
+    for planned in plan.probes:
+        unit = planned.unit
+        requests = [r for v in planned.variants for r in v.requests]
+        total = len(planned.variants) if planned.probe.adaptive else engine.count(requests)
+        progress.unit_started(name, unit.name, total)
+        records = planned.probe.run(unit, planned.variants, name, engine, progress.advance)
+        result = planned.probe.summarize(unit, name, records, settings)
         progress.unit_finished(result)
         samples.extend(records)
         results.append(result)

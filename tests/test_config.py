@@ -140,7 +140,11 @@ def test_wrong_values_name_the_key_and_the_value(data: dict[str, Any], message: 
     ("data", "message"),
     [
         pytest.param({"tasks": ["quickstart_mc"]}, "models: required key is missing", id="no-models"),
-        pytest.param(config(tasks=[]), "tasks: needs at least 1 entry (got [])", id="empty-tasks"),
+        pytest.param(
+            config(tasks=[]),
+            "nothing to run: list at least one entry under 'tasks' or 'probes'",
+            id="empty-tasks",
+        ),
         pytest.param(
             config(models=[{"name": "m"}]),
             "models[0]: needs 'path' (a local folder, file or hub id) or 'package'",
@@ -298,3 +302,50 @@ def test_unreadable_files(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "model.yaml"
     path.write_bytes(content)
     assert load_error(path) == f"{path}: {message}"
+
+
+def test_a_config_may_list_only_probes() -> None:
+    parsed = parse_config(config(tasks=[], probes=[{"kind": "typo", "tasks": ["sst2_local"]}]))
+    assert parsed.tasks == ()
+    assert parsed.probes[0].label == "typo"
+    assert parsed.probes[0].seeds == 3 and parsed.probes[0].severity == "medium"
+
+
+@pytest.mark.parametrize(
+    ("probe", "message"),
+    [
+        pytest.param(
+            {"kind": "option_order", "tasks": ["mmlu_local"], "seeds": 5},
+            "probes[0]: 'seeds' does not apply to kind 'option_order' (only to the perturbation kinds)",
+            id="key-of-another-kind",
+        ),
+        pytest.param(
+            {"kind": "typo", "tasks": ["a"], "formats": 4},
+            "probes[0]: 'formats' does not apply to kind 'typo' (only to prompt_format)",
+            id="formats-on-a-perturbation",
+        ),
+        pytest.param({"kind": "typos", "tasks": ["a"]}, "probes[0].kind: Input should be", id="unknown-kind"),
+        pytest.param({"kind": "typo", "tasks": []}, "probes[0].tasks: needs at least 1 entry", id="no-tasks"),
+        pytest.param(
+            {"kind": "attack", "tasks": ["a"], "recipe": "textfooler"},
+            "probes[0].recipe",
+            id="unknown-recipe",
+        ),
+    ],
+)
+def test_probe_entries_are_validated(probe: dict[str, Any], message: str) -> None:
+    assert message in parse_error(config(probes=[probe]))
+
+
+def test_one_kind_twice_needs_a_name() -> None:
+    twice = [{"kind": "typo", "tasks": ["a"]}, {"kind": "typo", "tasks": ["b"], "severity": "high"}]
+    assert "probe 'typo' is listed twice" in parse_error(config(probes=twice))
+    named = [twice[0], {**twice[1], "name": "typo-high"}]
+    assert [p.label for p in parse_config(config(probes=named)).probes] == ["typo", "typo-high"]
+
+
+def test_the_config_knows_every_perturbation_the_probes_implement() -> None:
+    from evalsuite.config import PERTURBATION_KINDS
+    from evalsuite.probes.adversarial.perturbations import PERTURBATIONS
+
+    assert set(PERTURBATION_KINDS) == set(PERTURBATIONS)

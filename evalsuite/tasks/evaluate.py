@@ -143,7 +143,7 @@ def _record(
         try:
             for key in filters:
                 scored = task.process_results(doc, [r.filtered_resps[key] for r in requests])
-                metrics.update({metric_name(m, key, filters): _jsonable(v) for m, v in scored.items()})
+                metrics.update({metric_name(m, key, filters): jsonable(v) for m, v in scored.items()})
         except Exception as failure:  # a model output the task cannot score is that sample's error
             metrics, error = {}, f"scoring failed: {type(failure).__name__}: {failure}"
     kind = requests[0].request_type
@@ -156,21 +156,21 @@ def _record(
         ]
     filtered = None
     if kind == "generate_until":
-        values = {key: _jsonable(requests[0].filtered_resps[key]) for key in filters}
+        values = {key: jsonable(requests[0].filtered_resps[key]) for key in filters}
         filtered = values[filters[0]] if len(filters) == 1 else values
     return SampleRecord(
         model=model,
         task=prepared.spec.name,
         doc_id=doc_id,
         prompt=str(requests[0].args[0]),
-        target=_jsonable(task.doc_to_target(doc)),
+        target=jsonable(task.doc_to_target(doc)),
         choices=choices,
         generation=str(requests[0].resps[0]) if kind == "generate_until" else None,
         filtered=filtered,
         loglikelihood=_finite(requests[0].resps[0]) if kind == "loglikelihood_rolling" else None,
         metrics=metrics,
         error=error,
-        doc=_jsonable(dict(doc)) if isinstance(doc, dict) else {"value": _jsonable(doc)},
+        doc=jsonable(dict(doc)) if isinstance(doc, dict) else {"value": jsonable(doc)},
     )
 
 
@@ -240,12 +240,12 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain JSON values: tuples become lists, numpy scalars become Python numbers."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, float) and not math.isfinite(value):

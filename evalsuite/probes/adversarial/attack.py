@@ -1,0 +1,280 @@
+"""Adaptive attacks: textattack searches for a small edit of the sample's text that changes the answer.
+
+The model's multiple-choice scoring is wrapped as a classifier (softmax over the options'
+log-likelihoods); every batch of candidate texts the search asks about is one round of requests through
+the engine. Recipes are textattack compositions of goal, constraints, transformation and search, with
+stop words from an explicit list and nothing that downloads (no embeddings, no sentence encoder):
+
+* ``deepwordbug`` - Gao et al. 2018, "Black-box Generation of Adversarial Text Sequences to Evade Deep
+  Learning Classifiers": character swap/substitution/deletion/insertion, edit distance <= 30, greedy
+  search by word importance (UNK replacement).
+* ``pruthi`` - Pruthi et al. 2019, "Combating Adversarial Misspellings with Robust Word Recognition":
+  one internal-character edit (swap, deletion, insertion, QWERTY) on one word of >= 4 letters, greedy.
+* ``textbugger`` - Li et al. 2019, "TextBugger: Generating Adversarial Text Against Real-world
+  Applications", character bugs only (space insertion, deletion, swap, homoglyph); its embedding-swap
+  bug and Universal Sentence Encoder constraint need downloads and are left out.
+
+A sample the model already gets wrong is skipped, as textattack does; success rate counts the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evalsuite.config import ProbeConfig
+from evalsuite.engine import Engine
+from evalsuite.errors import ConfigError
+from evalsuite.probes.adversarial.textattack_env import load_textattack
+from evalsuite.probes.base import ProbeUnit, Sample, Variant, check_task, clean, rewrite, text_fields
+from evalsuite.probes.metrics import Settings, metric, pdr_interval, summary, task_result
+from evalsuite.probes.scoring import run_variants
+from evalsuite.records import MetricResult, SampleRecord, TaskResult
+from evalsuite.stats.intervals import mean_interval
+
+STATUSES = ("success", "failed", "skipped", "maximized")
+
+
+class AttackProbe:
+    metrics: tuple[str, ...] = (
+        "attack_success_rate",
+        "clean",
+        "perturbed",
+        "pdr",
+        "queries",
+        "perturbed_word_share",
+    )
+    adaptive: bool = True
+
+    def __init__(self, config: ProbeConfig, cache_dir: Path) -> None:
+        self.config = config
+        self.textattack = load_textattack(cache_dir)
+
+    def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]:
+        first = samples[0]
+        check_task(unit, first)
+        if first.options is None:
+            raise ConfigError(
+                f"probe {unit.config.label!r}: attacks need a multiple-choice task (the model's option "
+                f"probabilities are the classifier); {unit.task.spec.name!r} is not one"
+            )
+        text_fields(unit, first)  # a task without attackable text fails here, before any model loads
+        return [clean(unit, s) for s in samples]
+
+    def run(
+        self,
+        unit: ProbeUnit,
+        variants: list[Variant],
+        model: str,
+        engine: Engine,
+        progress: Callable[[int], None],
+    ) -> list[SampleRecord]:
+        classifier = EngineClassifier(unit, engine)
+        attack = build_attack(self.textattack, self.config, classifier)
+        records: list[SampleRecord] = []
+        for variant in variants:
+            sample = variant.sample
+            fields = text_fields(unit, sample)
+            classifier.focus(sample, fields)
+            example: Any = (
+                str(sample.doc[fields[0]])
+                if len(fields) == 1
+                else OrderedDict((f, str(sample.doc[f])) for f in fields)
+            )
+            with seeded(unit.seed_for(sample.doc_id, "attack")):
+                result = attack.attack(example, int(sample.gold or 0))
+            attacked = classifier.document(result.perturbed_result.attacked_text)
+            final = rewrite(unit, sample, "attack", attacked, details=describe(result))
+            records += run_variants(unit, [variant, final], model, engine, lambda done: None)
+            progress(1)
+        return records
+
+    def summarize(
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+    ) -> TaskResult:
+        attacked = [r for r in records if r.variant == "attack" and r.error is None and r.probe is not None]
+        errors = len({r.doc_id for r in records if r.error is not None})
+        status = [str(r.probe.details.get("status")) for r in attacked if r.probe is not None]
+        n, conf = len(attacked), settings.confidence
+        tried = [s for s in status if s != "skipped"]
+        successes = [float(s == "success") for s in tried]
+        clean_right = [float(s != "skipped") for s in status]
+        under_attack = [float(s in ("failed", "maximized")) for s in status]
+        queries = [
+            float(r.probe.details["queries"])
+            for r in attacked
+            if r.probe and r.probe.details["status"] != "skipped"
+        ]
+        share = [
+            float(r.probe.details["perturbed_word_share"])
+            for r in attacked
+            if r.probe and r.probe.details["status"] == "success"
+        ]
+        rng = np.random.default_rng(settings.seed)
+        metrics: dict[str, MetricResult] = {
+            "clean": metric(mean_interval(clean_right, conf), n, errors, True),
+            "perturbed": metric(mean_interval(under_attack, conf), n, errors, True),
+            "attack_success_rate": metric(mean_interval(successes, conf), len(tried), errors, False),
+            "queries": metric(mean_interval(queries, conf), len(queries), errors, None),
+            "perturbed_word_share": metric(mean_interval(share, conf), len(share), errors, None),
+        }
+        pdr = pdr_interval(np.array(clean_right), np.array(under_attack), rng, settings)
+        metrics["pdr"] = metric(pdr, n, errors, False, "pdr")
+        counts = {s: status.count(s) for s in STATUSES}
+        base = summary(unit, n)
+        extra = base.model_copy(update={"settings": {**base.settings, "outcomes": counts}})
+        return task_result(unit, model, metrics, extra, "attack_success_rate")
+
+
+class EngineClassifier:
+    """textattack's view of the model: texts in, option probabilities out, one engine round per call."""
+
+    def __init__(self, unit: ProbeUnit, engine: Engine) -> None:
+        self.unit, self.engine = unit, engine
+        self.sample: Sample | None = None
+        self.fields: tuple[str, ...] = ()
+        self.model = None  # textattack reads ``model_wrapper.model``
+
+    def focus(self, sample: Sample, fields: tuple[str, ...]) -> None:
+        self.sample, self.fields = sample, fields
+
+    def document(self, attacked_text: Any) -> dict[str, Any]:
+        """The sample's document with its attacked fields replaced by ``attacked_text``'s columns."""
+        columns = attacked_text.tokenizer_input
+        return self._document(columns)
+
+    def _document(self, columns: Any) -> dict[str, Any]:
+        assert self.sample is not None  # focus() comes first; not user input
+        values = (columns,) if isinstance(columns, str) else tuple(columns)
+        return {**self.sample.doc, **dict(zip(self.fields, values, strict=True))}
+
+    def __call__(self, texts: list[Any]) -> np.ndarray:
+        assert self.sample is not None
+        variants = [rewrite(self.unit, self.sample, "query", self._document(t)) for t in texts]
+        outcomes = self.engine.run([r for v in variants for r in v.requests])
+        rows, at = [], 0
+        for variant in variants:
+            lls = [
+                o[0].value[0] if o[0].error is None else -np.inf
+                for o in outcomes[at : at + len(variant.requests)]
+            ]
+            at += len(variant.requests)
+            logits = np.array(lls, dtype=np.float64)
+            logits = logits - logits.max() if np.isfinite(logits.max()) else np.zeros_like(logits)
+            probs = np.exp(logits)
+            rows.append(probs / probs.sum())
+        return np.array(rows)
+
+
+def build_attack(textattack: Any, config: ProbeConfig, classifier: EngineClassifier) -> Any:
+    """The recipe's textattack ``Attack`` around ``classifier``, with the probe's query budget."""
+    from evalsuite.probes.adversarial._textattack_glue import FileFreeHomoglyphSwap, Stopwords
+
+    t = textattack.transformations
+    pre = textattack.constraints.pre_transformation
+    overlap = textattack.constraints.overlap
+    search = textattack.search_methods
+    wrapper = _wrapper(textattack, classifier)
+    with quiet_textattack():  # it warns that it cannot tell whether a wrapped model is a classifier
+        goal = textattack.goal_functions.UntargetedClassification(wrapper, query_budget=config.query_budget)
+    stop = Stopwords()
+    inner = {"skip_first_char": True, "skip_last_char": True}
+    if config.recipe == "deepwordbug":
+        transformation = t.CompositeTransformation(
+            [
+                t.WordSwapNeighboringCharacterSwap(),
+                t.WordSwapRandomCharacterSubstitution(),
+                t.WordSwapRandomCharacterDeletion(),
+                t.WordSwapRandomCharacterInsertion(),
+            ]
+        )
+        constraints = [pre.RepeatModification(), stop, overlap.LevenshteinEditDistance(30)]
+        method = search.GreedyWordSwapWIR()
+    elif config.recipe == "pruthi":
+        transformation = t.CompositeTransformation(
+            [
+                t.WordSwapNeighboringCharacterSwap(random_one=False, **inner),
+                t.WordSwapRandomCharacterDeletion(random_one=False, **inner),
+                t.WordSwapRandomCharacterInsertion(random_one=False, **inner),
+                t.WordSwapQWERTY(random_one=False, **inner),
+            ]
+        )
+        constraints = [
+            pre.MinWordLength(min_length=4),
+            stop,
+            overlap.MaxWordsPerturbed(max_num_words=1),
+            pre.RepeatModification(),
+        ]
+        method = search.GreedySearch()
+    else:
+        transformation = t.CompositeTransformation(
+            [
+                t.WordSwapRandomCharacterInsertion(random_one=True, letters_to_insert=" ", **inner),
+                t.WordSwapRandomCharacterDeletion(random_one=True, **inner),
+                t.WordSwapNeighboringCharacterSwap(random_one=True, **inner),
+                FileFreeHomoglyphSwap(),
+            ]
+        )
+        constraints = [pre.RepeatModification(), stop]
+        method = search.GreedyWordSwapWIR(wir_method="delete")
+    return textattack.Attack(goal, constraints, transformation, method)
+
+
+def _wrapper(textattack: Any, classifier: EngineClassifier) -> Any:
+    """A ``textattack.models.wrappers.ModelWrapper`` subclass calling ``classifier``."""
+
+    class Wrapper(textattack.models.wrappers.ModelWrapper):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.model = None
+
+        def __call__(self, texts: list[Any]) -> np.ndarray:
+            return classifier(texts)
+
+    return Wrapper()
+
+
+def describe(result: Any) -> dict[str, Any]:
+    """What to record of one attack: outcome, queries, and how much of the text changed."""
+    name = type(result).__name__
+    status = next((s for s in STATUSES if name.lower().startswith(s)), "failed")
+    original, perturbed = result.original_result.attacked_text, result.perturbed_result.attacked_text
+    words = len(original.words)
+    changed = len(original.all_words_diff(perturbed))
+    return {
+        "status": status,
+        "queries": int(result.perturbed_result.num_queries),
+        "perturbed_words": changed,
+        "words": words,
+        "perturbed_word_share": changed / words if words else 0.0,
+    }
+
+
+@contextmanager
+def quiet_textattack() -> Iterator[None]:
+    logger = logging.getLogger("textattack.shared.utils.install")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed the global RNGs textattack draws from, and put their states back afterwards."""
+    state, np_state = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+        np.random.set_state(np_state)

@@ -1,0 +1,234 @@
+"""Robustness metrics of one probe unit on one model, each with an interval from ``evalsuite.stats``.
+
+Perturbation and option-order probes give every sample one clean copy and k changed copies:
+
+    clean         mean clean score                          Wilson (or normal)
+    perturbed     mean over all changed copies              cluster-robust t, clustered by sample
+    drop          clean - perturbed, per copy               cluster-robust t, clustered by sample
+    pdr           1 - perturbed / clean                     bootstrap over samples
+    flip_rate     changed copies whose answer differs       cluster-robust t, clustered by sample
+    worst_case    samples right in every copy (HELM)        Wilson
+    changed       copies whose text the probe did change    cluster-robust t
+    mcnemar       clean vs the first changed copy of each sample (one pair per sample, so exact)
+
+Copies of one sample are not independent, which is why their intervals are clustered by sample.
+A sample with a failed request in any copy is left out of every metric and counted in ``n_errors``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from evalsuite.config import PROBE_KEYS
+from evalsuite.probes.base import ProbeUnit
+from evalsuite.probes.scoring import metric_of
+from evalsuite.records import (
+    Discordant,
+    McNemarResult,
+    MetricResult,
+    ProbeDetail,
+    ProbeSummary,
+    SampleRecord,
+    TaskResult,
+)
+from evalsuite.stats.intervals import Interval, bootstrap_interval, mean_interval
+from evalsuite.stats.paired import discordance, mcnemar_exact
+
+Array = np.ndarray[Any, np.dtype[np.float64]]
+
+
+PAIRED_METRICS = ("pdr", "clean", "perturbed", "drop", "flip_rate", "worst_case", "changed")
+
+
+@dataclass(frozen=True)
+class Settings:
+    seed: int
+    confidence: float = 0.95
+    resamples: int = 2000
+
+
+@dataclass(frozen=True)
+class Copies:
+    """The samples of a unit whose every copy was scored: clean copy, changed copies, answers."""
+
+    doc_ids: list[int]
+    clean: Array  # (samples,)
+    changed: Array  # (samples, copies), NaN past a sample's own number of copies
+    flips: Array  # (samples, copies): does the copy's answer differ from the clean answer
+    altered: Array  # (samples, copies): did the probe change the text
+    records: dict[int, list[SampleRecord]]  # by doc_id, clean first
+    errors: int
+
+    @property
+    def n(self) -> int:
+        return len(self.doc_ids)
+
+
+def copies(records: Sequence[SampleRecord]) -> Copies:
+    """Group a unit's records by sample; samples may have different numbers of copies (an option-order
+    probe makes k - 1 per question of k options): missing cells of the matrices are NaN."""
+    by_doc: dict[int, list[SampleRecord]] = defaultdict(list)
+    for record in records:
+        by_doc[record.doc_id].append(record)
+    kept: dict[int, list[SampleRecord]] = {}
+    for doc_id, group in by_doc.items():
+        group.sort(key=lambda r: r.variant != "clean")  # clean first, the rest in probe order
+        if all(r.error is None and r.probe is not None and r.probe.score is not None for r in group):
+            kept[doc_id] = group
+    groups = list(kept.values())
+    width = max((len(g) - 1 for g in groups), default=0)
+    details = [[r.probe for r in g if r.probe is not None] for g in groups]
+
+    def matrix(value: Callable[[ProbeDetail, ProbeDetail], float]) -> Array:
+        out = np.full((len(groups), width), np.nan)
+        for row, group in enumerate(details):
+            for column, detail in enumerate(group[1:]):
+                out[row, column] = value(detail, group[0])
+        return out
+
+    return Copies(
+        doc_ids=list(kept),
+        clean=np.array([float(g[0].score or 0.0) for g in details], dtype=np.float64),
+        changed=matrix(lambda d, _: float(d.score or 0.0)),
+        flips=matrix(lambda d, clean: float(d.answer != clean.answer)),
+        altered=matrix(lambda d, _: float(d.perturbed != d.original)),
+        records=kept,
+        errors=len(by_doc) - len(kept),
+    )
+
+
+def metric(
+    interval: Interval, n: int, errors: int, higher_is_better: bool | None, aggregation: str = "mean"
+) -> MetricResult:
+    finite = np.isfinite(interval.value)
+    return MetricResult(
+        value=float(interval.value) if finite else None,
+        stderr=interval.stderr,
+        ci_low=interval.low,
+        ci_high=interval.high,
+        confidence=interval.confidence,
+        ci_method=interval.method,
+        clusters=interval.clusters,
+        n=n,
+        n_errors=errors,
+        higher_is_better=higher_is_better,
+        aggregation=aggregation,
+    )
+
+
+def paired_metrics(data: Copies, settings: Settings) -> dict[str, MetricResult]:
+    """The metrics of the table above (all but McNemar)."""
+    n, errors, conf = data.n, data.errors, settings.confidence
+    present = ~np.isnan(data.changed)
+    cells = int(present.sum())
+    clusters = [d for d, row in zip(data.doc_ids, present, strict=True) for _ in range(int(row.sum()))]
+    worst = np.minimum(data.clean, np.where(present, data.changed, np.inf).min(axis=1, initial=np.inf))
+    per_sample = np.nanmean(np.where(present, data.changed, np.nan), axis=1) if cells else data.clean
+
+    def clustered(values: Array) -> Interval:
+        return mean_interval(values[present], conf, clusters)
+
+    rng = np.random.default_rng(settings.seed)
+    return {
+        "clean": metric(mean_interval(data.clean, conf), n, errors, True),
+        "perturbed": metric(clustered(data.changed), cells, errors, True),
+        "drop": metric(clustered(data.clean[:, None] - data.changed), cells, errors, False),
+        "pdr": metric(pdr_interval(data.clean, per_sample, rng, settings), n, errors, False, "pdr"),
+        "flip_rate": metric(clustered(data.flips), cells, errors, False),
+        "worst_case": metric(mean_interval(worst, conf), n, errors, True),
+        "changed": metric(clustered(data.altered), cells, errors, None),
+    }
+
+
+def pdr_interval(clean: Array, perturbed: Array, rng: np.random.Generator, settings: Settings) -> Interval:
+    """Performance drop rate 1 - sum(perturbed) / sum(clean), with a percentile bootstrap over samples.
+
+    ``perturbed`` holds each sample's mean over its copies, so a resample keeps a sample's copies
+    together. PDR is undefined where the clean sum is 0: such resamples are dropped, and when more than
+    1% of them are, the interval is left out rather than conditioned on the rest."""
+    conf = settings.confidence
+    if clean.sum() == 0:
+        return Interval(float("nan"), None, None, None, conf, "none")
+    value = float(1 - perturbed.sum() / clean.sum())
+    if clean.size < 2:
+        return Interval(value, None, None, None, conf, "none")
+    rows = rng.integers(0, clean.size, size=(settings.resamples, clean.size))
+    clean_sums, perturbed_sums = clean[rows].sum(axis=1), perturbed[rows].sum(axis=1)
+    defined = clean_sums > 0
+    if defined.mean() < 0.99:
+        return Interval(value, None, None, None, conf, "none")
+    draws = 1 - perturbed_sums[defined] / clean_sums[defined]
+    tail = (1 - conf) / 2
+    low, high = np.quantile(draws, [tail, 1 - tail])
+    return Interval(value, float(draws.std(ddof=1)), float(low), float(high), conf, "bootstrap percentile")
+
+
+def mcnemar(data: Copies) -> McNemarResult | None:
+    """Exact McNemar test of clean against the first changed copy: one pair per sample."""
+    if data.n == 0 or data.changed.shape[1] == 0 or np.isnan(data.changed[:, 0]).any():
+        return None
+    if not _binary(data.clean, data.changed[:, 0]):
+        return None
+    table = discordance(data.clean, data.changed[:, 0])
+    return McNemarResult(
+        discordant=Discordant(
+            both=table.both,
+            baseline_only=table.baseline_only,
+            variant_only=table.variant_only,
+            neither=table.neither,
+        ),
+        p_value=mcnemar_exact(table),
+    )
+
+
+def _binary(*arrays: Array) -> bool:
+    return all(bool(np.all((a == 0) | (a == 1))) for a in arrays)
+
+
+def spread_interval(columns: Array, rng: np.random.Generator, settings: Settings) -> Interval:
+    """Best minus worst column mean (samples x formats), bootstrapped over samples."""
+
+    def spread(*cols: Array, axis: int = -1) -> Array:
+        means = np.stack([c.mean(axis=axis) for c in cols])
+        return means.max(axis=0) - means.min(axis=0)  # type: ignore[no-any-return]
+
+    return bootstrap_interval(list(columns.T), spread, rng, settings.confidence, settings.resamples)
+
+
+def statistic_interval(
+    columns: Array, statistic: Callable[..., Array], rng: np.random.Generator, settings: Settings
+) -> Interval:
+    return bootstrap_interval(list(columns.T), statistic, rng, settings.confidence, settings.resamples)
+
+
+def task_result(
+    unit: ProbeUnit, model: str, metrics: dict[str, MetricResult], summary: ProbeSummary, primary: str
+) -> TaskResult:
+    return TaskResult(
+        model=model,
+        task=unit.name,
+        output_type=str(unit.task.task.OUTPUT_TYPE),
+        num_fewshot=unit.task.num_fewshot,
+        primary_metric=primary,
+        metrics=metrics,
+        probe=summary,
+    )
+
+
+def summary(unit: ProbeUnit, samples: int, **extra: Any) -> ProbeSummary:
+    config = unit.config
+    settings = {key: getattr(config, key) for key, kinds in PROBE_KEYS.items() if config.kind in kinds}
+    return ProbeSummary(
+        probe=config.label,
+        kind=config.kind,
+        task=unit.task.spec.name,
+        metric=metric_of(unit),
+        samples=samples,
+        settings=settings,
+        **extra,
+    )

@@ -1,0 +1,223 @@
+"""Prompt-format probe: the format grammar, the requests each format makes, and the spread of scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evalsuite.config import ProbeConfig
+from evalsuite.engine import Outcome
+from evalsuite.probes.adversarial.formats import Format, FormatProbe, sample_formats, score_table
+from evalsuite.probes.base import ProbeUnit, Variant, samples
+from evalsuite.probes.metrics import Settings, spread_interval
+from evalsuite.probes.scoring import score
+from evalsuite.records import SampleRecord
+from evalsuite.stats.intervals import wilson_interval
+from evalsuite.tasks import PreparedTask, TaskCatalog, build_task, task_dirs
+
+SEED = 1234
+FORMATS = 6
+SETTINGS = Settings(seed=SEED, confidence=0.95, resamples=500)
+
+
+def unit_for(task: PreparedTask, formats: int = FORMATS) -> ProbeUnit:
+    config = ProbeConfig(kind="prompt_format", tasks=(task.spec.name,), formats=formats)
+    return ProbeUnit(config, task, SEED)
+
+
+@pytest.fixture(scope="module")
+def tasks(data_dir: Path) -> dict[str, PreparedTask]:
+    catalog = TaskCatalog(task_dirs(), data_dir)
+    return {
+        "mmlu_local": build_task(catalog.resolve("mmlu_local"), 3, 2, SEED),
+        "arc_challenge_local": build_task(catalog.resolve("arc_challenge_local"), 3, 0, SEED),
+        "boolq_local": build_task(catalog.resolve("boolq_local"), 2, 0, SEED),
+    }
+
+
+def prepared(task: PreparedTask) -> list[Variant]:
+    return FormatProbe().prepare(unit_for(task), samples(task))
+
+
+# --- the grammar ---
+
+
+def test_sample_formats_is_deterministic_distinct_and_seeded() -> None:
+    first = sample_formats(40, seed=3)
+    assert first == sample_formats(40, seed=3)
+    assert len(set(first)) == 40
+    assert sample_formats(10, seed=3) == first[:10]  # a longer draw extends a shorter one
+    assert sample_formats(10, seed=4) != first[:10]
+
+
+@pytest.mark.parametrize(
+    ("numbering", "labels", "markers"),
+    [
+        ("A.", "ABCD", ["A.", "B.", "C.", "D."]),
+        ("(A)", "ABCD", ["(A)", "(B)", "(C)", "(D)"]),
+        ("[A]", "ABCD", ["[A]", "[B]", "[C]", "[D]"]),
+        ("a.", "abcd", ["a.", "b.", "c.", "d."]),
+        ("(1)", "1234", ["(1)", "(2)", "(3)", "(4)"]),
+        ("1.", "1234", ["1.", "2.", "3.", "4."]),
+        ("i.", ["i", "ii", "iii", "iv"], ["i.", "ii.", "iii.", "iv."]),
+    ],
+)
+def test_numbering_labels_and_markers(numbering: str, labels: str | list[str], markers: list[str]) -> None:
+    fmt = Format("Question", ": ", "\n", numbering, "Answer")
+    assert [fmt.label(i) for i in range(4)] == list(labels)
+    assert [fmt.marker(i) for i in range(4)] == markers
+
+
+def test_render_puts_the_parts_together() -> None:
+    numbered = Format("Question", ": ", "\n", "(1)", "Answer")
+    assert numbered.render([], "What is 2+2?", ["3", "4"]) == "Question: What is 2+2?\n(1) 3\n(2) 4\nAnswer:"
+    assert numbered.describe(options=True) == "Question: {question}\\n(1) {option}\\nAnswer:"
+
+    spaced = Format("Q", ":\n", " || ", "i.", "The answer is")
+    assert spaced.render(["Some passage."], "is it", None) == "Some passage. || Q:\nis it || The answer is:"
+
+    dashed = Format("Input", " - ", "\n\n", "[A]", "ANSWER")
+    assert dashed.render([], "q", ["x", "y", "z"]) == "Input - q\n\n[A] x\n[B] y\n[C] z\n\nANSWER -"
+    assert dashed.describe(options=False) == "Input - {question}\\n\\nANSWER -"
+
+
+# --- the probe on real tasks ---
+
+
+def test_every_sample_in_every_format(tasks: dict[str, PreparedTask]) -> None:
+    for task in tasks.values():
+        variants = prepared(task)
+        assert len(variants) == len(samples(task)) * FORMATS
+        by_doc: dict[int, list[str]] = {}
+        for v in variants:
+            by_doc.setdefault(v.sample.doc_id, []).append(str(v.details["description"]))
+        formats = list(by_doc.values())
+        assert all(f == formats[0] for f in formats)  # every sample sees the same formats, in order
+        assert len(set(formats[0])) == FORMATS
+        assert [v.name for v in variants[:FORMATS]] == [f"format-{j}" for j in range(FORMATS)]
+
+
+def test_formats_on_mmlu_list_the_options_and_score_their_labels(tasks: dict[str, PreparedTask]) -> None:
+    task = tasks["mmlu_local"]
+    unit = unit_for(task)
+    formats = sample_formats(FORMATS, unit.seed_for("formats"))
+    for variant in prepared(task):
+        fmt = formats[int(variant.details["format"])]
+        doc = variant.sample.doc
+        expected = fmt.render([], doc["question"].strip(), list(doc["choices"]))
+        assert [r.args for r in variant.requests] == [(expected, f" {fmt.label(i)}") for i in range(4)]
+        assert variant.perturbed == expected
+        assert variant.original == variant.sample.text
+        assert "The following are" not in expected  # zero-shot: no description, no examples
+        assert variant.gold == variant.sample.gold
+
+
+def test_formats_on_arc_score_the_option_texts(tasks: dict[str, PreparedTask]) -> None:
+    task = tasks["arc_challenge_local"]
+    formats = sample_formats(FORMATS, unit_for(task).seed_for("formats"))
+    for variant in prepared(task):
+        sample = variant.sample
+        assert sample.options is not None
+        fmt = formats[int(variant.details["format"])]
+        question = str(sample.doc["query"]).removeprefix("Question: ")
+        expected = fmt.render([], question, None)  # options are continuations, never listed
+        assert [r.args for r in variant.requests] == [(expected, f" {o}") for o in sample.options]
+
+
+def test_formats_on_boolq_keep_the_passage_before_the_question(tasks: dict[str, PreparedTask]) -> None:
+    task = tasks["boolq_local"]
+    formats = sample_formats(FORMATS, unit_for(task).seed_for("formats"))
+    for variant in prepared(task):
+        doc = variant.sample.doc
+        fmt = formats[int(variant.details["format"])]
+        expected = fmt.render([doc["passage"].strip()], doc["question"].strip(), None)
+        assert [r.args for r in variant.requests] == [(expected, " no"), (expected, " yes")]
+
+
+# --- scores across formats ---
+
+# samples x formats: 1 where the scripted model is right
+TABLE = np.array(
+    [
+        [1, 0, 1, 1, 0, 1],
+        [1, 1, 0, 1, 0, 0],
+        [1, 0, 0, 1, 0, 1],
+    ],
+    dtype=np.float64,
+)
+
+
+def scripted_records(task: PreparedTask, table: np.ndarray) -> list[SampleRecord]:
+    unit = unit_for(task)
+    records = []
+    for variant in prepared(task):
+        right = table[variant.sample.doc_id, int(variant.details["format"])]
+        pick = (variant.gold or 0) if right else ((variant.gold or 0) + 1) % len(variant.requests)
+        outcomes = [
+            Outcome(value=(-1.0 if i == pick else -6.0, i == pick)) for i in range(len(variant.requests))
+        ]
+        records.append(score(unit, variant, outcomes, "scripted"))
+    return records
+
+
+def test_summary_known_answers(tasks: dict[str, PreparedTask]) -> None:
+    task = tasks["mmlu_local"]
+    records = scripted_records(task, TABLE)
+    table, descriptions, examples, errors = score_table(records)
+    assert table.tolist() == TABLE.tolist() and errors == 0
+    assert len(descriptions) == len(examples) == FORMATS
+
+    result = FormatProbe().summarize(unit_for(task), "scripted", records, SETTINGS)
+    means = TABLE.mean(axis=0)  # 1, 1/3, 1/3, 1, 0, 2/3
+    metrics = result.metrics
+    assert metrics["spread"].value == pytest.approx(means.max() - means.min()) == pytest.approx(1.0)
+    assert metrics["mean"].value == pytest.approx(TABLE.mean())
+    assert (metrics["mean"].ci_method, metrics["mean"].clusters, metrics["mean"].n) == (
+        "cluster-robust t",
+        3,
+        18,
+    )
+    assert metrics["best"].value == 1.0 and metrics["worst"].value == 0.0
+    assert result.primary_metric == "spread"
+    summary = result.probe
+    assert summary is not None
+    assert summary.best_format == descriptions[0]  # first of the two best formats
+    assert summary.worst_format == descriptions[4]
+    assert [s.value for s in summary.formats] == pytest.approx(sorted(means, reverse=True))
+    assert summary.settings == {"formats": FORMATS}
+    for scored in summary.formats:  # each format's accuracy with a Wilson interval
+        j = descriptions.index(scored.format)
+        assert (scored.ci_low, scored.ci_high) == pytest.approx(wilson_interval(int(TABLE[:, j].sum()), 3))
+        assert scored.example == examples[j] and scored.n == 3
+
+
+def test_a_sample_with_a_failed_format_is_left_out(tasks: dict[str, PreparedTask]) -> None:
+    task = tasks["mmlu_local"]
+    records = scripted_records(task, TABLE)
+    broken = next(i for i, r in enumerate(records) if r.doc_id == 1 and r.variant == "format-2")
+    detail = records[broken].probe
+    assert detail is not None
+    records[broken] = records[broken].model_copy(
+        update={"error": "boom", "probe": detail.model_copy(update={"score": None})}
+    )
+    table, _, _, errors = score_table(records)
+    assert table.tolist() == TABLE[[0, 2]].tolist() and errors == 1
+    result = FormatProbe().summarize(unit_for(task), "scripted", records, SETTINGS)
+    assert {m.n_errors for m in result.metrics.values()} == {1}
+
+
+def test_spread_is_best_minus_worst_column_mean() -> None:
+    table = np.array(
+        [[1, 0, 1], [1, 1, 0], [1, 0, 0], [0, 0, 1], [1, 1, 1], [1, 0, 0], [0, 0, 1], [1, 1, 1]],
+        dtype=np.float64,
+    )
+    means = table.mean(axis=0)  # 0.75, 0.375, 0.625
+    interval = spread_interval(table, np.random.default_rng(5), SETTINGS)
+    assert interval.value == pytest.approx(means.max() - means.min(), abs=1e-12)
+    assert interval.value == pytest.approx(0.375)
+    assert interval.method == "bootstrap percentile"
+    assert interval.low is not None and interval.high is not None
+    assert interval.low <= interval.value <= interval.high
+    assert interval.low >= 0  # best - worst, re-picked in every resample, is never negative
