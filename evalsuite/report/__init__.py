@@ -1,5 +1,6 @@
 """What a run shows its readers: the HTML report and the Markdown summary, rendered from records only."""
 
+from evalsuite.report import robustness as _robustness  # noqa: F401  (registers the robustness section)
 from evalsuite.report.render import SECTIONS, render_report
 from evalsuite.report.summary import summary_markdown
 

@@ -27,7 +27,8 @@ def available() -> bool:
 
 
 def driver(profile: Path) -> Any:
-    """A selenium WebDriver for headless Chromium with a fresh profile folder; browser logs recorded."""
+    """A selenium WebDriver for headless Chromium with a fresh profile folder; browser and
+    network (performance) logs recorded."""
     chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and chromedriver):
         raise RuntimeError("Chromium is not installed (Debian: apt-get install chromium chromium-driver)")
@@ -38,5 +39,5 @@ def driver(profile: Path) -> Any:
     options.binary_location = chromium
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=chromedriver))

@@ -10,7 +10,7 @@ a model, a dataset or a config reaches the page through one of two doors, both s
 
 Samples load lazily (only when the browser section is opened), so a run with hundreds of thousands of
 records still opens at once. Sections are built by functions in ``SECTIONS``; a section with no data
-is left out, and probes add their own sections by appending a builder there.
+is left out, and probes add their own sections with ``add_section``.
 """
 
 from __future__ import annotations
@@ -115,16 +115,17 @@ def forest(comparisons: Sequence[Comparison]) -> Forest | None:
     hi = max(max(r.high for r in rows), 0.0)
     pad = (hi - lo) * 0.08 or 0.01
     plot = Forest(rows, lo - pad, hi + pad)
-    step = _tick_step(plot.hi - plot.lo)
-    start = math.ceil(plot.lo / step) * step
-    plot.ticks = [round(start + i * step, 10) for i in range(int((plot.hi - start) / step) + 1)]
+    plot.ticks = ticks(plot.lo, plot.hi)
     return plot
 
 
-def _tick_step(span: float) -> float:
-    raw = span / 6
+def ticks(lo: float, hi: float) -> list[float]:
+    """About six round values between ``lo`` and ``hi`` for an axis."""
+    raw = (hi - lo) / 6
     power = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    start = math.ceil(lo / step) * step
+    return [round(start + i * step, 10) for i in range(int((hi - start) / step) + 1)]
 
 
 def sample_payload(samples: Sequence[SampleRecord], results: Results) -> str:
@@ -152,7 +153,8 @@ def sample_payload(samples: Sequence[SampleRecord], results: Results) -> str:
                 s.variant,
             ]
         )
-    primary = {r.task: r.primary_metric for r in results.results}
+    # a probe unit's samples are scored by the probe's per-sample metric, not by the unit's headline one
+    primary = {r.task: r.probe.metric if r.probe else r.primary_metric for r in results.results}
     pairs = [[c.baseline, c.variant] for c in results.comparisons]
     document = {
         "models": models,
@@ -162,6 +164,11 @@ def sample_payload(samples: Sequence[SampleRecord], results: Results) -> str:
         "prompts": [clean(p) for p in prompts],
         "rows": rows,
     }
+    return pack(document)
+
+
+def pack(document: Any) -> str:
+    """JSON, gzip-compressed, base64-encoded: data for an inert script element, decoded in the browser."""
     raw = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
 
@@ -183,7 +190,7 @@ def _models(run: RunDir) -> Section | None:
 
 
 def _results(run: RunDir) -> Section | None:
-    results = run.results.results
+    results = [r for r in run.results.results if r.probe is None]  # probe units have their own sections
     if not results:
         return None
     models = list(dict.fromkeys(r.model for r in results))
@@ -212,8 +219,14 @@ def _manifest(run: RunDir) -> Section:
     return Section("manifest", "Manifest", "manifest", {"manifest": run.manifest, "config": config})
 
 
-# Probes (robustness, hallucination) add their sections by appending builders before "manifest".
+# Probes (robustness, hallucination) add their sections with add_section: before "manifest".
 SECTIONS: list[SectionBuilder] = [_verdict, _models, _results, _comparisons, _samples, _manifest]
+
+
+def add_section(builder: SectionBuilder) -> None:
+    """Register a section builder (once), placed before the manifest."""
+    if builder not in SECTIONS:
+        SECTIONS.insert(SECTIONS.index(_manifest), builder)
 
 
 def _environment() -> jinja2.Environment:

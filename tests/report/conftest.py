@@ -155,3 +155,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="session")
+def probe_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hand-built run with probes of all four robustness families (tests/report/probe_run.py)."""
+    from tests.report.probe_run import write_probe_run
+
+    return write_probe_run(tmp_path_factory.mktemp("probes"))

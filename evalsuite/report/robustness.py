@@ -1,0 +1,173 @@
+"""The report's robustness section: every probe unit's metrics, a PDR chart, and examples with diffs.
+
+Probe units (results with ``probe`` set, named "<probe>/<task>") are grouped by family, one table each:
+
+* perturbations (typo, homoglyph, invisible, synonym, ... ): the paired metrics of
+  :mod:`evalsuite.probes.metrics` (pdr, clean, perturbed, drop, flip_rate, worst_case, changed) and the
+  exact McNemar p of clean against the first changed copy;
+* option order: the same, plus rstd and consistency (:mod:`evalsuite.probes.adversarial.options`);
+* prompt format: spread, mean, best and worst score with the best and worst format by name, and every
+  format's score, interval and example prompt folded under the row
+  (:mod:`evalsuite.probes.adversarial.formats`);
+* attacks: success rate, clean and under-attack accuracy, pdr, mean queries, perturbed-word share and
+  the outcome counts (:mod:`evalsuite.probes.adversarial.attack`).
+
+The chart draws every unit's performance drop rate 1 - perturbed / clean with its bootstrap interval:
+right of zero the probe hurt, left of zero the perturbed copies scored better. The example browser's
+data are packed like the sample browser's (:func:`~evalsuite.report.render.pack`) and decoded when opened.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from evalsuite.records import MetricResult, ProbeSummary, TaskResult
+from evalsuite.report.examples import probe_examples
+from evalsuite.report.render import Section, add_section, clean, pack, ticks
+from evalsuite.rundir import RunDir
+
+PAIRED = ("pdr", "clean", "perturbed", "drop", "flip_rate", "worst_case", "changed")
+
+# metric -> (column heading, what it means)
+METRICS = {
+    "pdr": ("PDR", "performance drop rate 1 - perturbed / clean; above 0 the probe hurt"),
+    "clean": ("clean", "mean score of the unchanged copies"),
+    "perturbed": ("perturbed", "mean score of the changed copies"),
+    "drop": ("drop", "clean - perturbed, per copy"),
+    "flip_rate": ("flip rate", "share of changed copies whose answer differs from the clean answer"),
+    "worst_case": ("worst case", "share of samples right in every copy"),
+    "changed": ("changed", "share of copies whose text the probe did change"),
+    "rstd": ("RStd", "standard deviation over gold positions of the recall there"),
+    "consistency": ("consistency", "share of questions given the same answer in every order"),
+    "spread": ("spread", "best - worst format score"),
+    "mean": ("mean", "mean score over formats"),
+    "best": ("best", "score of the best format"),
+    "worst": ("worst", "score of the worst format"),
+    "attack_success_rate": (
+        "success rate",
+        "attacked samples (clean answer right) whose answer the attack changed",
+    ),
+    "queries": ("queries", "mean model queries per attacked sample"),
+    "perturbed_word_share": ("words changed", "mean share of words changed by a successful attack"),
+}
+
+
+@dataclass(frozen=True)
+class Family:
+    key: str
+    title: str
+    metrics: tuple[str, ...]
+    mcnemar: bool
+
+
+FAMILIES = (
+    Family("perturbations", "Perturbations", PAIRED, True),
+    Family("option_order", "Option order", (*PAIRED, "rstd", "consistency"), True),
+    Family("prompt_format", "Prompt format", ("spread", "mean", "best", "worst"), False),
+    Family(
+        "attack",
+        "Adaptive attacks",
+        ("attack_success_rate", "clean", "perturbed", "pdr", "queries", "perturbed_word_share"),
+        False,
+    ),
+)
+
+
+def family_of(kind: str) -> str:
+    """The table a probe kind goes to; every kind not named is a perturbation."""
+    return kind if kind in ("option_order", "prompt_format", "attack") else "perturbations"
+
+
+@dataclass(frozen=True)
+class Row:
+    unit: str
+    model: str
+    summary: ProbeSummary
+    metrics: list[MetricResult | None]  # in the family's order
+    outcomes: list[tuple[str, str]]  # attacks: how many samples ended in success, failed, skipped ...
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float | None  # None: PDR undefined (no clean copy right)
+    low: float | None
+    high: float | None
+
+
+@dataclass
+class BarChart:
+    bars: list[Bar]
+    lo: float
+    hi: float
+    width: int = 760
+    label_width: int = 330
+    value_width: int = 150
+    row_height: int = 24
+    ticks: list[float] = field(default_factory=list)
+
+    def x(self, value: float) -> float:
+        span = self.hi - self.lo or 1.0
+        return self.label_width + (value - self.lo) / span * (
+            self.width - self.label_width - self.value_width
+        )
+
+
+def pdr_chart(units: list[TaskResult]) -> BarChart | None:
+    """One bar per (unit, model) with a PDR metric, its interval as a whisker; the zero line always shown."""
+    bars = []
+    for r in units:
+        m = r.metrics.get("pdr")
+        if m is None:
+            continue
+        value = _finite(m.value)
+        low, high = (_finite(m.ci_low), _finite(m.ci_high)) if value is not None else (None, None)
+        bars.append(Bar(clean(f"{r.task} · {r.model}"), value, low, high))
+    if not bars:
+        return None
+    ends = [v for b in bars for v in (b.value, b.low, b.high) if v is not None]
+    lo, hi = min([*ends, 0.0]), max([*ends, 0.0])
+    pad = (hi - lo) * 0.06 or 0.05
+    chart = BarChart(bars, lo - pad, hi + pad)
+    chart.ticks = ticks(chart.lo, chart.hi)
+    return chart
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _outcomes(summary: ProbeSummary) -> list[tuple[str, str]]:
+    counts = summary.settings.get("outcomes")
+    return [(str(k), str(v)) for k, v in counts.items()] if isinstance(counts, dict) else []
+
+
+def robustness(run: RunDir) -> Section | None:
+    units = [r for r in run.results.results if r.probe is not None]
+    if not units:
+        return None
+    tables = []
+    for family in FAMILIES:
+        rows = [
+            Row(
+                r.task, r.model, r.probe, [r.metrics.get(name) for name in family.metrics], _outcomes(r.probe)
+            )
+            for r in units
+            if r.probe is not None and family_of(r.probe.kind) == family.key
+        ]
+        if rows:
+            tables.append((family, rows))
+    names = list(dict.fromkeys(r.task for r in units))
+    examples = probe_examples(run.samples, names)
+    data = {
+        "tables": tables,
+        "chart": pdr_chart(units),
+        "names": METRICS,
+        "payload": pack(examples) if examples["examples"] else "",
+        "examples": len(examples["examples"]),
+    }
+    return Section("robustness", "Robustness", "robustness", data)
+
+
+add_section(robustness)
