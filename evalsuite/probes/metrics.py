@@ -36,7 +36,8 @@ from evalsuite.records import (
     SampleRecord,
     TaskResult,
 )
-from evalsuite.stats.intervals import Interval, bootstrap_interval, mean_interval
+from evalsuite.stats.intervals import Interval, bootstrap_interval, mean_interval, mean_stderr
+from evalsuite.stats.intervals import normal_interval as normal_bounds
 from evalsuite.stats.paired import discordance, mcnemar_exact
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
@@ -143,6 +144,19 @@ def paired_metrics(data: Copies, settings: Settings) -> dict[str, MetricResult]:
         "worst_case": metric(mean_interval(worst, conf), n, errors, True),
         "changed": metric(clustered(data.altered), cells, errors, None),
     }
+
+
+def normal_interval(values: Sequence[float], confidence: float) -> Interval:
+    """Mean with a normal interval, for counts and shares that are not proportions of successes (a
+    mean of queries that happen to be all 0 or 1 must not get a Wilson interval)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return Interval(float("nan"), None, None, None, confidence, "none")
+    stderr = mean_stderr(x)
+    if stderr is None:
+        return Interval(float(x.mean()), None, None, None, confidence, "none")
+    low, high = normal_bounds(float(x.mean()), stderr, confidence)
+    return Interval(float(x.mean()), stderr, low, high, confidence, "normal")
 
 
 def pdr_interval(clean: Array, perturbed: Array, rng: np.random.Generator, settings: Settings) -> Interval:

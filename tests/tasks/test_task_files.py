@@ -17,6 +17,7 @@ EXPECTED = {
     "truthfulqa_mc2_local": ("multiple_choice", 817),
     "gsm8k_local": ("generate_until", 1319),
     "boolq_local": ("multiple_choice", 3270),
+    "sst2_local": ("multiple_choice", 872),
     "lambada_local": ("loglikelihood", 5153),
     "triviaqa_local": ("generate_until", 3000),
     "wikitext2_local": ("loglikelihood_rolling", 62),
@@ -90,3 +91,17 @@ def test_unknown_placeholder_is_a_data_error(tmp_path: Path, data_dir: Path) -> 
 def test_lm_eval_registry_names_resolve_without_data(data_dir: Path) -> None:
     spec = TaskCatalog(task_dirs(), data_dir).resolve("hellaswag")
     assert spec.source == "lm-eval" and spec.config is None
+
+
+def test_sst2_keeps_quote_characters_and_both_labels(data_dir: Path) -> None:
+    spec = TaskCatalog(task_dirs(), data_dir).resolve("sst2_local")
+    prepared = build_task(spec, limit=None, num_fewshot=None, seed=1234)
+    docs = list(prepared.task.eval_docs)
+    assert sum(d["label"] == 1 for d in docs) == 444 and sum(d["label"] == 0 for d in docs) == 428
+    assert docs[-1]["sentence"].endswith("improved upon . ' ")  # a bare quote is text, not CSV quoting
+    first = next(i for i in prepared.instances if i.doc_id == 0 and i.idx == 1)
+    assert first.args == (
+        "it 's a charming and often affecting journey . \nQuestion: Is this sentence positive or negative?"
+        "\nAnswer:",
+        " positive",
+    )

@@ -34,7 +34,7 @@ from evalsuite.engine import Engine
 from evalsuite.errors import ConfigError
 from evalsuite.probes.adversarial.textattack_env import load_textattack
 from evalsuite.probes.base import ProbeUnit, Sample, Variant, check_task, clean, rewrite, text_fields
-from evalsuite.probes.metrics import Settings, metric, pdr_interval, summary, task_result
+from evalsuite.probes.metrics import Settings, metric, normal_interval, pdr_interval, summary, task_result
 from evalsuite.probes.scoring import run_variants
 from evalsuite.records import MetricResult, SampleRecord, TaskResult
 from evalsuite.stats.intervals import mean_interval
@@ -122,8 +122,8 @@ class AttackProbe:
             "clean": metric(mean_interval(clean_right, conf), n, errors, True),
             "perturbed": metric(mean_interval(under_attack, conf), n, errors, True),
             "attack_success_rate": metric(mean_interval(successes, conf), len(tried), errors, False),
-            "queries": metric(mean_interval(queries, conf), len(queries), errors, None),
-            "perturbed_word_share": metric(mean_interval(share, conf), len(share), errors, None),
+            "queries": metric(normal_interval(queries, conf), len(queries), errors, None),
+            "perturbed_word_share": metric(normal_interval(share, conf), len(share), errors, None),
         }
         pdr = pdr_interval(np.array(clean_right), np.array(under_attack), rng, settings)
         metrics["pdr"] = metric(pdr, n, errors, False, "pdr")
@@ -246,7 +246,7 @@ def describe(result: Any) -> dict[str, Any]:
     status = next((s for s in STATUSES if name.lower().startswith(s)), "failed")
     original, perturbed = result.original_result.attacked_text, result.perturbed_result.attacked_text
     words = len(original.words)
-    changed = len(original.all_words_diff(perturbed))
+    changed = changed_words(original, perturbed)
     return {
         "status": status,
         "queries": int(result.perturbed_result.num_queries),
@@ -254,6 +254,16 @@ def describe(result: Any) -> dict[str, Any]:
         "words": words,
         "perturbed_word_share": changed / words if words else 0.0,
     }
+
+
+def changed_words(original: Any, perturbed: Any) -> int:
+    """Original words the attack changed or removed. textattack's ``all_words_diff`` compares words by
+    position, so an edit that splits a word ("c harming") would count every later word as changed."""
+    mapping = perturbed.attack_attrs.get("original_index_map")
+    if mapping is None:
+        return len(original.all_words_diff(perturbed))
+    new = perturbed.words
+    return sum(1 for i, j in enumerate(mapping) if j < 0 or new[j] != original.words[i])
 
 
 @contextmanager

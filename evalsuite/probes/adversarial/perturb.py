@@ -37,6 +37,8 @@ from evalsuite.probes.metrics import (
 from evalsuite.probes.scoring import StaticProbe
 from evalsuite.records import SampleRecord, TaskResult
 
+ADDED_SENTENCES = ("tautology", "irrelevant", "misleading", "injection")
+
 
 class PerturbationProbe(StaticProbe):
     metrics: tuple[str, ...] = PAIRED_METRICS
@@ -74,6 +76,8 @@ class PerturbationProbe(StaticProbe):
         seed = unit.seed_for(sample.doc_id, copy)
         wrong = wrong_answer(sample, seed)
         doc = dict(sample.doc)
+        if self.perturb.kind in ADDED_SENTENCES:  # one insertion per copy, into a field the seed picks
+            fields = (random.Random(seed).choice(fields),)
         for i, name in enumerate(fields):
             doc[name] = self.perturb(str(doc[name]), seed + i, wrong)
         if where is not None:
