@@ -39,6 +39,7 @@ from evalsuite.records import (
 from evalsuite.stats.intervals import Interval, bootstrap_interval, mean_interval, mean_stderr
 from evalsuite.stats.intervals import normal_interval as normal_bounds
 from evalsuite.stats.paired import discordance, mcnemar_exact
+from evalsuite.tasks.evaluate import metric_result
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -103,23 +104,7 @@ def copies(records: Sequence[SampleRecord]) -> Copies:
     )
 
 
-def metric(
-    interval: Interval, n: int, errors: int, higher_is_better: bool | None, aggregation: str = "mean"
-) -> MetricResult:
-    finite = np.isfinite(interval.value)
-    return MetricResult(
-        value=float(interval.value) if finite else None,
-        stderr=interval.stderr,
-        ci_low=interval.low,
-        ci_high=interval.high,
-        confidence=interval.confidence,
-        ci_method=interval.method,
-        clusters=interval.clusters,
-        n=n,
-        n_errors=errors,
-        higher_is_better=higher_is_better,
-        aggregation=aggregation,
-    )
+metric = metric_result  # the probes' metrics are kept like every task's
 
 
 def paired_metrics(data: Copies, settings: Settings) -> dict[str, MetricResult]:

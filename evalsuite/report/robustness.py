@@ -108,10 +108,15 @@ class BarChart:
     ticks: list[float] = field(default_factory=list)
 
     def x(self, value: float) -> float:
+        """Pixel position; values past the axis sit at its edge (their numbers are printed beside)."""
+        value = min(max(value, self.lo), self.hi)
         span = self.hi - self.lo or 1.0
         return self.label_width + (value - self.lo) / span * (
             self.width - self.label_width - self.value_width
         )
+
+
+AXIS_FLOOR = -1.0
 
 
 def pdr_chart(units: list[TaskResult]) -> BarChart | None:
@@ -127,7 +132,9 @@ def pdr_chart(units: list[TaskResult]) -> BarChart | None:
     if not bars:
         return None
     ends = [v for b in bars for v in (b.value, b.low, b.high) if v is not None]
-    lo, hi = min([*ends, 0.0]), max([*ends, 0.0])
+    # PDR is at most 1 but unbounded below (a clean score near 0); the axis stops at AXIS_FLOOR so one
+    # such unit does not squash every other bar
+    lo, hi = max(min([*ends, 0.0]), AXIS_FLOOR), max([*ends, 0.0])
     pad = (hi - lo) * 0.06 or 0.05
     chart = BarChart(bars, lo - pad, hi + pad)
     chart.ticks = ticks(chart.lo, chart.hi)

@@ -93,7 +93,10 @@ def mean_interval(
         groups = len(set(map(str, clusters)))
         if stderr is not None:  # t with G - 1 degrees of freedom: few clusters make the SE itself uncertain
             half = float(stats.t.ppf(0.5 + confidence / 2, groups - 1)) * stderr
-            return Interval(value, stderr, value - half, value + half, confidence, "cluster-robust t", groups)
+            low, high = value - half, value + half
+            if is_binary(x):  # a proportion: the symmetric interval is cut to the values it can take
+                low, high = max(0.0, low), min(1.0, high)
+            return Interval(value, stderr, low, high, confidence, "cluster-robust t", groups)
     stderr = mean_stderr(x)
     if is_binary(x):
         low, high = wilson_interval(int(x.sum()), x.size, confidence)

@@ -23,6 +23,7 @@ from evalsuite.engine import Engine, Outcome
 from evalsuite.errors import DataError
 from evalsuite.records import ChoiceScore, MetricResult, SampleRecord, TaskResult
 from evalsuite.stats.aggregates import summarize
+from evalsuite.stats.intervals import Interval
 from evalsuite.tasks.sources import TaskSpec
 
 # What a failed request stands in with, so lm-eval's filters still run; the sample is marked as an error.
@@ -213,18 +214,8 @@ def aggregate(
             clusters,
             summary.resamples,
         )
-        metrics[name] = MetricResult(
-            value=_finite(interval.value),
-            stderr=interval.stderr,
-            ci_low=interval.low,
-            ci_high=interval.high,
-            confidence=interval.confidence,
-            ci_method=interval.method,
-            clusters=interval.clusters,
-            n=len(scored),
-            n_errors=len(records) - len(ok),
-            higher_is_better=higher.get(base),
-            aggregation=aggregation,
+        metrics[name] = metric_result(
+            interval, len(scored), len(records) - len(ok), higher.get(base), aggregation
         )
     return TaskResult(
         model=model,
@@ -233,6 +224,25 @@ def aggregate(
         num_fewshot=prepared.num_fewshot,
         primary_metric=prepared.primary_metric,
         metrics=metrics,
+    )
+
+
+def metric_result(
+    interval: Interval, n: int, errors: int, higher_is_better: bool | None, aggregation: str = "mean"
+) -> MetricResult:
+    """A metric as results.json keeps it: the interval, how many samples it rests on, and its sense."""
+    return MetricResult(
+        value=_finite(interval.value),
+        stderr=interval.stderr,
+        ci_low=interval.low,
+        ci_high=interval.high,
+        confidence=interval.confidence,
+        ci_method=interval.method,
+        clusters=interval.clusters,
+        n=n,
+        n_errors=errors,
+        higher_is_better=higher_is_better,
+        aggregation=aggregation,
     )
 
 

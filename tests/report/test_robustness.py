@@ -130,3 +130,11 @@ def test_sample_browser_scores_probe_samples_by_their_own_metric(probe_run: Path
     assert payload is not None
     primary = json.loads(gzip.decompress(base64.b64decode(payload.group(1))))["primary"]
     assert primary["option_order/mmlu_local"] == "acc" and primary["arc_local"] == "acc"
+
+
+def test_a_pdr_far_below_minus_one_does_not_stretch_the_axis() -> None:
+    from evalsuite.report.robustness import AXIS_FLOOR, Bar, BarChart
+
+    chart = BarChart([Bar("u", -2.7, -10.0, -1.0)], AXIS_FLOOR - 0.1, 0.5)
+    assert chart.x(-10.0) == chart.x(AXIS_FLOOR - 0.1) == chart.label_width  # cut at the edge
+    assert chart.x(0.0) > chart.label_width

@@ -152,3 +152,15 @@ def test_bootstrap_interval_of_one_column_matches_scipy() -> None:
 def test_bootstrap_interval_needs_two_values() -> None:
     interval = bootstrap_interval(([0.4],), column_mean, np.random.default_rng(0))
     assert (interval.method, interval.value, interval.low) == ("none", 0.4, None)
+
+
+def test_a_clustered_proportion_interval_stays_within_zero_and_one() -> None:
+    # one success among 30 copies of 10 samples: the symmetric t interval would reach below zero
+    values = [1.0] + [0.0] * 29
+    clusters = [i // 3 for i in range(30)]
+    interval = mean_interval(values, 0.95, clusters)
+    assert interval.method == "cluster-robust t"
+    assert interval.low == 0.0 and 0 < interval.high < 1
+    assert interval.value - interval.high < 0  # the upper bound is the untouched t bound
+    continuous = mean_interval([v - 0.5 for v in values], 0.95, clusters)
+    assert continuous.low is not None and continuous.low < -0.5  # only proportions are cut

@@ -17,13 +17,10 @@ Import this module only after :func:`~evalsuite.probes.adversarial.textattack_en
 
 from __future__ import annotations
 
-import contextlib
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from textattack.constraints.overlap import LevenshteinEditDistance
 from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
 from textattack.shared import AttackedText
@@ -116,19 +113,6 @@ class WordNetSynonyms(WordSwapWordNet):  # type: ignore[misc]
 
     def _get_replacement_words(self, word: str, random: bool = False) -> list[str]:
         return sorted({_like(word, w) for w in super()._get_replacement_words(word)} - {word})
-
-
-@contextlib.contextmanager
-def seeded_global_rngs(seed: int) -> Iterator[None]:
-    """Seed ``random`` and ``numpy.random`` (textattack draws from both); restore them afterwards."""
-    py_state, np_state = random.getstate(), np.random.get_state()
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    try:
-        yield
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
 
 
 def words_to_change(text: str, rate: float) -> int:

@@ -20,7 +20,6 @@ A sample the model already gets wrong is skipped, as textattack does; success ra
 from __future__ import annotations
 
 import logging
-import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +31,7 @@ import numpy as np
 from evalsuite.config import ProbeConfig
 from evalsuite.engine import Engine
 from evalsuite.errors import ConfigError
-from evalsuite.probes.adversarial.textattack_env import load_textattack
+from evalsuite.probes.adversarial.textattack_env import load_textattack, seeded_global_rngs
 from evalsuite.probes.base import ProbeUnit, Sample, Variant, check_task, clean, rewrite, text_fields
 from evalsuite.probes.metrics import Settings, metric, normal_interval, pdr_interval, summary, task_result
 from evalsuite.probes.scoring import run_variants
@@ -88,7 +87,7 @@ class AttackProbe:
                 if len(fields) == 1
                 else OrderedDict((f, str(sample.doc[f])) for f in fields)
             )
-            with seeded(unit.seed_for(sample.doc_id, "attack")):
+            with seeded_global_rngs(unit.seed_for(sample.doc_id, "attack")):
                 result = attack.attack(example, int(sample.gold or 0))
             attacked = classifier.document(result.perturbed_result.attacked_text)
             final = rewrite(unit, sample, "attack", attacked, details=describe(result))
@@ -275,16 +274,3 @@ def quiet_textattack() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed the global RNGs textattack draws from, and put their states back afterwards."""
-    state, np_state = random.getstate(), np.random.get_state()
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    try:
-        yield
-    finally:
-        random.setstate(state)
-        np.random.set_state(np_state)

@@ -36,7 +36,7 @@ from typing import Any, Literal, cast, get_args
 
 from evalsuite.errors import ConfigError, did_you_mean
 from evalsuite.probes.adversarial import distractors
-from evalsuite.probes.adversarial.textattack_env import load_textattack, require_wordnet
+from evalsuite.probes.adversarial.textattack_env import load_textattack, require_wordnet, seeded_global_rngs
 
 PerturbationKind = Literal[
     "char_swap",
@@ -102,7 +102,7 @@ def _swaps(glue: Any, kind: str, rate: float) -> Apply:
     swap = glue.word_perturbation(kind)
 
     def apply(text: str, seed: int, wrong_answer: str | None = None) -> str:
-        with glue.seeded_global_rngs(seed):
+        with seeded_global_rngs(seed):
             result: str = swap(text, rate)
         return result
 
@@ -118,7 +118,7 @@ def _helm(glue: Any, rate: float) -> Apply:
     contraction, typo = glue.word_perturbation("contraction"), glue.word_perturbation("typo")
 
     def apply(text: str, seed: int, wrong_answer: str | None = None) -> str:
-        with glue.seeded_global_rngs(seed):
+        with seeded_global_rngs(seed):
             text = typo(contraction(text.lower(), rate), rate)
         rng = random.Random(seed)
         return _SPACES.sub(lambda _: " " * rng.randint(1, 3), text)

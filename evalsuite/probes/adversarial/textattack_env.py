@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import logging
 import os
+import random
 import shutil
 import tempfile
 import types
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nltk
+import numpy as np
 
 from evalsuite.errors import ConfigError
 
@@ -386,3 +388,16 @@ def load_textattack(cache_dir: Path) -> types.ModuleType:
         if isinstance(logger, logging.Logger) and (name == "textattack" or name.startswith("textattack.")):
             logger.setLevel(logging.WARNING)
     return module
+
+
+@contextlib.contextmanager
+def seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Seed ``random`` and ``numpy.random`` (textattack draws from both); restore them afterwards."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
