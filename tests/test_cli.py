@@ -139,7 +139,9 @@ CASES = [
     # missing required keys
     pytest.param(doc(TASKS), "model.yaml: models: required key is missing", id="no-models"),
     pytest.param(
-        doc(MODELS, "tasks: []"), "model.yaml: tasks: needs at least 1 entry (got [])", id="no-tasks"
+        doc(MODELS, "tasks: []"),
+        "model.yaml: nothing to run: list at least one entry under 'tasks' or 'probes'",
+        id="no-tasks",
     ),
     pytest.param(
         doc("models: [{name: m}]", TASKS),
