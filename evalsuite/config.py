@@ -126,7 +126,17 @@ PerturbationKind = Literal[
     "injection",
 ]
 PERTURBATION_KINDS: tuple[str, ...] = PerturbationKind.__args__  # type: ignore[attr-defined]
-ProbeKind = Literal[PerturbationKind, "option_order", "prompt_format", "attack"]
+HallucinationKind = Literal[
+    "fabricated",  # questions about entities that do not exist, with matched real controls
+    "unanswerable",  # SQuAD 2.0: abstain on unanswerable questions, answer the others
+    "halueval",  # HaluEval QA: judge whether an answer is hallucinated
+    "self_consistency",  # sampled answers, semantic entropy, AUROC of uncertainty for errors
+    "calibration",  # multiple-choice confidence: ECE, Brier, reliability
+    "faithfulness",  # counterfactual passages: does the answer follow the passage
+]
+HALLUCINATION_KINDS: tuple[str, ...] = HallucinationKind.__args__  # type: ignore[attr-defined]
+TASKLESS_KINDS = ("fabricated", "unanswerable", "halueval", "faithfulness")  # they bring their own data
+ProbeKind = Literal[PerturbationKind, "option_order", "prompt_format", "attack", HallucinationKind]
 AttackRecipe = Literal["deepwordbug", "pruthi", "textbugger"]
 
 # Which probe kinds read which keys; any other kind-specific key is a config error.
@@ -138,6 +148,10 @@ PROBE_KEYS: dict[str, tuple[str, ...]] = {
     "formats": ("prompt_format",),
     "recipe": ("attack",),
     "query_budget": ("attack",),
+    "samples": ("self_consistency",),
+    "temperature": ("self_consistency",),
+    "embedding": ("self_consistency", "fabricated"),
+    "max_tokens": ("fabricated", "unanswerable", "halueval", "faithfulness"),
 }
 
 
@@ -146,7 +160,7 @@ class ProbeConfig(StrictModel):
 
     kind: ProbeKind
     name: str | None = Field(None, pattern=NAME_PATTERN)  # default: the kind
-    tasks: tuple[str, ...] = Field(min_length=1)
+    tasks: tuple[str, ...] = ()  # required, except for the kinds that bring their own data
     limit: int | None = Field(None, ge=1)  # samples per task; default: the task's limit in `tasks`
     num_fewshot: int | None = Field(None, ge=0)  # default: the task's setting in `tasks`
     severity: Literal["low", "medium", "high"] = "medium"
@@ -156,6 +170,18 @@ class ProbeConfig(StrictModel):
     formats: int = Field(8, ge=2, le=200)  # prompt formats sampled from the grammar
     recipe: AttackRecipe = "deepwordbug"
     query_budget: int = Field(200, ge=1)  # model queries per attacked sample
+    samples: int = Field(5, ge=2, le=100)  # sampled answers per question
+    temperature: float = Field(0.7, gt=0, le=2)
+    embedding: bool = True  # also use sentence embeddings (all-MiniLM-L6-v2) for abstention/clustering
+    max_tokens: int = Field(32, ge=1, le=1024)  # longest generated answer
+
+    @model_validator(mode="after")
+    def _tasks_of_kind(self) -> ProbeConfig:
+        if self.kind in TASKLESS_KINDS and self.tasks:
+            raise ValueError(f"kind {self.kind!r} brings its own data and takes no 'tasks'")
+        if self.kind not in TASKLESS_KINDS and not self.tasks:
+            raise ValueError(f"kind {self.kind!r} needs 'tasks': the tasks to probe")
+        return self
 
     @model_validator(mode="after")
     def _keys_of_kind(self) -> ProbeConfig:

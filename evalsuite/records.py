@@ -109,6 +109,16 @@ class FormatScore(_Record):
     n: int
 
 
+class ReliabilityBin(_Record):
+    """One bin of a reliability diagram: predictions whose confidence fell in [low, high)."""
+
+    low: float
+    high: float
+    count: int
+    mean_confidence: float | None
+    accuracy: float | None
+
+
 class ProbeSummary(_Record):
     """What a probe unit reports beyond its metrics."""
 
@@ -121,6 +131,7 @@ class ProbeSummary(_Record):
     formats: list[FormatScore] = []  # prompt_format: every format, best first
     best_format: str | None = None
     worst_format: str | None = None
+    reliability: list[ReliabilityBin] = []  # calibration: the reliability diagram's bins
     settings: dict[str, JSONValue] = {}  # severity, seeds, recipe, query budget ...
 
 

@@ -20,7 +20,7 @@ import torch
 
 from evalsuite import environment, gates
 from evalsuite.compare import build_comparisons, comparison_pairs, plan_for
-from evalsuite.config import RunConfig
+from evalsuite.config import TASKLESS_KINDS, RunConfig
 from evalsuite.engine import Engine
 from evalsuite.errors import EvalsuiteError
 from evalsuite.models import BACKENDS, Backend, LoadContext
@@ -126,16 +126,18 @@ def plan_probes(
     planned = []
     for probe_config in config.probes:
         probe = probe_for(probe_config, cache_dir)
+        if probe_config.kind in TASKLESS_KINDS:
+            unit = ProbeUnit(probe_config, None, config.run.seed, config.run.data_dir)
+            note(f"preparing probe {unit.name}")
+            planned.append(PlannedProbe(unit, probe, probe.prepare(unit, [])))
         for task_name in probe_config.tasks:
             listed = config.task(task_name)
             limit = probe_config.limit or (listed.limit if listed else None)
-            shots = (
-                probe_config.num_fewshot
-                if probe_config.num_fewshot is not None
-                else (listed.num_fewshot if listed else None)
-            )
+            shots = probe_config.num_fewshot
+            if shots is None and listed is not None:
+                shots = listed.num_fewshot
             task = build_task(catalog.resolve(task_name), limit, shots, config.run.seed)
-            unit = ProbeUnit(probe_config, task, config.run.seed)
+            unit = ProbeUnit(probe_config, task, config.run.seed, config.run.data_dir)
             note(f"preparing probe {unit.name}")
             planned.append(PlannedProbe(unit, probe, probe.prepare(unit, probe_samples(task))))
     return tuple(planned)
@@ -183,10 +185,10 @@ def execute(plan: Plan, progress: Progress) -> RunOutcome:
         p.unit.name: {
             "probe": p.unit.config.label,
             "kind": p.unit.config.kind,
-            "task": p.unit.task.spec.name,
+            "task": p.unit.task_name or None,
             "samples": len({v.sample.doc_id for v in p.variants}),
             "variants": len(p.variants),
-            "num_fewshot": p.unit.task.num_fewshot,
+            "num_fewshot": p.unit.task.num_fewshot if p.unit.task is not None else 0,
         }
         for p in plan.probes
     }

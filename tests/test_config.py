@@ -325,7 +325,10 @@ def test_a_config_may_list_only_probes() -> None:
             id="formats-on-a-perturbation",
         ),
         pytest.param({"kind": "typos", "tasks": ["a"]}, "probes[0].kind: Input should be", id="unknown-kind"),
-        pytest.param({"kind": "typo", "tasks": []}, "probes[0].tasks: needs at least 1 entry", id="no-tasks"),
+        pytest.param({"kind": "typo", "tasks": []}, "kind 'typo' needs 'tasks'", id="no-tasks"),
+        pytest.param(
+            {"kind": "fabricated", "tasks": ["a"]}, "kind 'fabricated' brings its own data", id="taskless"
+        ),
         pytest.param(
             {"kind": "attack", "tasks": ["a"], "recipe": "textfooler"},
             "probes[0].recipe",

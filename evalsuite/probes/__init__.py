@@ -7,6 +7,7 @@ summarizes the records into one result per (model, probe, task).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from evalsuite.config import PERTURBATION_KINDS, ProbeConfig
@@ -28,9 +29,30 @@ def probe_for(config: ProbeConfig, cache_dir: Path) -> Probe:
         from evalsuite.probes.adversarial.formats import FormatProbe
 
         return FormatProbe()
-    from evalsuite.probes.adversarial.attack import AttackProbe
+    if config.kind == "attack":
+        from evalsuite.probes.adversarial.attack import AttackProbe
 
-    return AttackProbe(config, cache_dir)
+        return AttackProbe(config, cache_dir)
+    return hallucination_probe(config)
+
+
+def hallucination_probe(config: ProbeConfig) -> Probe:
+    from evalsuite.probes.hallucination.calibration import CalibrationProbe
+    from evalsuite.probes.hallucination.consistency import ConsistencyProbe
+    from evalsuite.probes.hallucination.context_probe import FaithfulnessProbe
+    from evalsuite.probes.hallucination.entity_probe import FabricatedProbe
+    from evalsuite.probes.hallucination.halueval import HaluEvalProbe
+    from evalsuite.probes.hallucination.unanswerable import UnanswerableProbe
+
+    probes: dict[str, Callable[[], Probe]] = {
+        "fabricated": lambda: FabricatedProbe(config),
+        "unanswerable": lambda: UnanswerableProbe(config),
+        "halueval": HaluEvalProbe,
+        "self_consistency": lambda: ConsistencyProbe(config),
+        "calibration": CalibrationProbe,
+        "faithfulness": FaithfulnessProbe,
+    }
+    return probes[config.kind]()
 
 
 __all__ = ["Probe", "ProbeUnit", "Sample", "Settings", "Variant", "probe_for", "samples"]

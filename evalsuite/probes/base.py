@@ -13,6 +13,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lm_eval.api.instance import Instance
@@ -33,25 +34,49 @@ Doc = dict[str, Any]
 
 @dataclass(frozen=True)
 class ProbeUnit:
-    """One probe applied to one task."""
+    """One probe applied to one task, or a probe that brings its own data (``task`` None)."""
 
     config: ProbeConfig
-    task: PreparedTask
+    task: PreparedTask | None
     seed: int  # the run's seed
+    data_dir: Path | None = None  # where probes that bring their own data read it
 
     @property
     def name(self) -> str:
-        """How results and records name the unit, e.g. ``typo/arc_challenge_local``."""
-        return f"{self.config.label}/{self.task.spec.name}"
+        """How results and records name the unit, e.g. ``typo/arc_challenge_local`` or ``fabricated``."""
+        return self.config.label if self.task is None else f"{self.config.label}/{self.task.spec.name}"
+
+    @property
+    def task_name(self) -> str:
+        return "" if self.task is None else self.task.spec.name
+
+    @property
+    def lm_task(self) -> Any:
+        """The lm-eval task of a unit that has one."""
+        if self.task is None:
+            raise ConfigError(f"probe {self.config.label!r} needs a task")
+        return self.task.task
 
     @property
     def multiple_choice(self) -> bool:
-        return str(self.task.task.OUTPUT_TYPE) == "multiple_choice"
+        return self.task is not None and str(self.task.task.OUTPUT_TYPE) == "multiple_choice"
 
     def seed_for(self, *parts: object) -> int:
         """A seed for one decision of this unit (a sample, a copy, a format), stable across runs."""
-        text = "\x1f".join(map(str, (self.seed, self.config.label, self.task.spec.name, *parts)))
+        text = "\x1f".join(map(str, (self.seed, self.config.label, self.task_name, *parts)))
         return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
+
+    def data_file(self, relative: str) -> Path:
+        """A file of the data folder; a clear error when the folder or the file is missing."""
+        if self.data_dir is None:
+            raise ConfigError(
+                f"probe {self.config.label!r} reads {relative} from the data folder: set run.data_dir, "
+                "--data-dir or $EVALSUITE_DATA_DIR"
+            )
+        path = self.data_dir / relative
+        if not path.is_file():
+            raise DataError(f"probe {self.config.label!r}: {path} does not exist")
+        return path
 
 
 @dataclass(frozen=True)
@@ -114,33 +139,33 @@ def _gold(task: str, target: Any, options: tuple[str, ...]) -> int:
 
 def check_task(unit: ProbeUnit, sample: Sample) -> None:
     """Refuse task shapes the probes cannot rewrite, naming the reason."""
-    lm_task = unit.task.task
+    lm_task = unit.lm_task
     kind = str(lm_task.OUTPUT_TYPE)
     if kind not in ("multiple_choice", "generate_until"):
         raise ConfigError(
-            f"probe {unit.config.label!r}: task {unit.task.spec.name!r} is a {kind} task; probes apply to "
+            f"probe {unit.config.label!r}: task {unit.task_name!r} is a {kind} task; probes apply to "
             "multiple_choice and generate_until tasks"
         )
     if getattr(lm_task, "multiple_input", False):
         raise ConfigError(
-            f"probe {unit.config.label!r}: task {unit.task.spec.name!r} has several inputs per sample"
+            f"probe {unit.config.label!r}: task {unit.task_name!r} has several inputs per sample"
         )
     if sample.prompt.rfind(sample.text) < 0:
-        raise DataError(f"task {unit.task.spec.name!r}: the sample's text is not part of its prompt")
+        raise DataError(f"task {unit.task_name!r}: the sample's text is not part of its prompt")
 
 
 def text_fields(unit: ProbeUnit, sample: Sample) -> tuple[str, ...]:
     """The document fields a perturbation changes: those named in the config, else every string field
     whose value appears in the sample's text (minus the answer, and minus fields inside another one)."""
     doc, named = sample.doc, unit.config.fields
-    label, task = unit.config.label, unit.task.spec.name
+    label, task = unit.config.label, unit.task_name
     if named is not None:
         for name in named:
             if not isinstance(doc.get(name), str):
                 hint = did_you_mean(name, [k for k, v in doc.items() if isinstance(v, str)])
                 raise ConfigError(f"probe {label!r}: task {task!r} has no text field {name!r}{hint}")
         return named
-    target = str(unit.task.task.doc_to_target(doc)).strip()
+    target = str(unit.lm_task.doc_to_target(doc)).strip()
     found = [
         k
         for k, v in doc.items()
@@ -194,7 +219,7 @@ def rewrite(
 ) -> Variant:
     """The variant whose document is ``doc``: its text re-rendered by the task's own template and put
     where the sample's text was; options re-read with ``doc_to_choice``."""
-    lm_task = unit.task.task
+    lm_task = unit.lm_task
     text = lm_task.doc_to_text(doc)
     prompt = sample.prompt
     at = prompt.rfind(sample.text)
@@ -222,7 +247,7 @@ def build_requests(
     metadata = (unit.name, sample.doc_id, 1)
     if options is None:
         return (Instance("generate_until", sample.doc, (context, first.args[1]), 0, metadata),)
-    delimiter = unit.task.task.config.target_delimiter
+    delimiter = unit.lm_task.config.target_delimiter
     return tuple(
         Instance("loglikelihood", sample.doc, (context, f"{delimiter}{option}"), i, metadata)
         for i, option in enumerate(options)

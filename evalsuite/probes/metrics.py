@@ -211,8 +211,8 @@ def task_result(
     return TaskResult(
         model=model,
         task=unit.name,
-        output_type=str(unit.task.task.OUTPUT_TYPE),
-        num_fewshot=unit.task.num_fewshot,
+        output_type=str(unit.lm_task.OUTPUT_TYPE) if unit.task is not None else "generate_until",
+        num_fewshot=unit.task.num_fewshot if unit.task is not None else 0,
         primary_metric=primary,
         metrics=metrics,
         probe=summary,
@@ -225,7 +225,7 @@ def summary(unit: ProbeUnit, samples: int, **extra: Any) -> ProbeSummary:
     return ProbeSummary(
         probe=config.label,
         kind=config.kind,
-        task=unit.task.spec.name,
+        task=unit.task_name,
         metric=metric_of(unit),
         samples=samples,
         settings=settings,

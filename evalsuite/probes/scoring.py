@@ -24,7 +24,7 @@ def metric_of(unit: ProbeUnit) -> str:
     """What each copy is scored by."""
     if unit.multiple_choice:
         return "acc"
-    primary = unit.task.primary_metric or "score"
+    primary = (unit.task.primary_metric if unit.task is not None else None) or "score"
     return primary.split(":", 1)[0]
 
 
@@ -60,7 +60,7 @@ def score(
 def _multiple_choice(
     unit: ProbeUnit, variant: Variant, outcomes: Sequence[Outcome], model: str, error: str | None
 ) -> SampleRecord:
-    delimiter = unit.task.task.config.target_delimiter
+    delimiter = unit.lm_task.config.target_delimiter
     lls = [o.value[0] if o.error is None else -math.inf for o in outcomes]
     choices = [
         ChoiceScore(
@@ -81,7 +81,7 @@ def _multiple_choice(
 def _generation(
     unit: ProbeUnit, variant: Variant, outcome: Outcome, model: str, error: str | None
 ) -> SampleRecord:
-    task = unit.task.task
+    task = unit.lm_task
     request = variant.requests[0]
     request.resps = [outcome.value if error is None else ""]
     for ensemble in getattr(task, "_filters", []):
@@ -111,7 +111,7 @@ def _record(
     generation: str | None = None,
 ) -> SampleRecord:
     sample = variant.sample
-    task = unit.task.task
+    task = unit.lm_task
     return SampleRecord(
         model=model,
         task=unit.name,
@@ -128,7 +128,7 @@ def _record(
         probe=ProbeDetail(
             probe=unit.config.label,
             kind=unit.config.kind,
-            task=unit.task.spec.name,
+            task=unit.task_name,
             original=variant.original,
             perturbed=variant.perturbed,
             answer=answer,

@@ -62,7 +62,7 @@ class AttackProbe:
         if first.options is None:
             raise ConfigError(
                 f"probe {unit.config.label!r}: attacks need a multiple-choice task (the model's option "
-                f"probabilities are the classifier); {unit.task.spec.name!r} is not one"
+                f"probabilities are the classifier); {unit.task_name!r} is not one"
             )
         text_fields(unit, first)  # a task without attackable text fails here, before any model loads
         return [clean(unit, s) for s in samples]

@@ -53,7 +53,7 @@ class OptionOrderProbe(StaticProbe):
     def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]:
         first = samples[0]
         check_task(unit, first)
-        label, task = unit.config.label, unit.task.spec.name
+        label, task = unit.config.label, unit.task_name
         if first.options is None:
             raise ConfigError(f"probe {label!r}: task {task!r} is not multiple choice")
         where = options_field(first.doc, first.options, first.text)

@@ -55,7 +55,7 @@ class PerturbationProbe(StaticProbe):
             where = options_field(first.doc, first.options or (), first.text)
             if where is None:
                 raise ConfigError(
-                    f"probe {unit.config.label!r}: 'choices: true' but task {unit.task.spec.name!r} has no "
+                    f"probe {unit.config.label!r}: 'choices: true' but task {unit.task_name!r} has no "
                     "list of answer options in its documents"
                 )
         variants = []

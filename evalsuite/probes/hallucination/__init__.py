@@ -1,0 +1,1 @@
+"""Hallucination probes: truthfulness, abstention, fabricated entities, consistency, faithfulness."""
