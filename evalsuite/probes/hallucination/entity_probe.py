@@ -1,0 +1,113 @@
+"""Fabricated-entity probe: questions about people, places, organisations, papers and products that do
+not exist, each matched with a control question about a real entity whose answer is known.
+
+A fabricated item is answered well by an abstention; a confident answer is a hallucination. Controls
+check that the model still answers what it can (so a model that abstains on everything is caught):
+
+    hallucination_rate          confident (non-abstaining) answers on fabricated items     Wilson
+    abstention_rate             abstentions on fabricated items                            Wilson
+    control_accuracy            controls answered with an accepted answer                  Wilson
+    control_abstention_rate     abstentions on controls                                    Wilson
+
+Items come from ``fabricated.generate(limit, seed)``: ``limit`` fabricated items and as many controls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+
+from evalsuite.config import ProbeConfig
+from evalsuite.engine import Engine
+from evalsuite.probes.base import ProbeUnit, Sample, Variant
+from evalsuite.probes.hallucination.common import answer_record, generate, generation_variant, rate, scored
+from evalsuite.probes.hallucination.detector import detector_for
+from evalsuite.probes.hallucination.fabricated import EntityItem, answer_matches
+from evalsuite.probes.hallucination.fabricated import generate as generate_items
+from evalsuite.probes.metrics import Settings, summary, task_result
+from evalsuite.records import SampleRecord, TaskResult
+
+PROMPT = (
+    "Answer the question in one short sentence. If you do not know the answer, say that you do not know."
+    "\nQuestion: {question}\nAnswer:"
+)
+DEFAULT_ITEMS = 50
+
+
+class FabricatedProbe:
+    metrics: tuple[str, ...] = (
+        "hallucination_rate",
+        "abstention_rate",
+        "control_accuracy",
+        "control_abstention_rate",
+    )
+    adaptive: bool = False
+
+    def __init__(self, config: ProbeConfig) -> None:
+        self.detector = detector_for(config)  # loads the embedding model now: a missing package fails early
+
+    def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]:
+        items = generate_items(unit.config.limit or DEFAULT_ITEMS, unit.seed_for("items"))
+        return [
+            generation_variant(unit, i, asdict(item), PROMPT.format(question=item.question))
+            for i, item in enumerate(items)
+        ]
+
+    def run(
+        self,
+        unit: ProbeUnit,
+        variants: list[Variant],
+        model: str,
+        engine: Engine,
+        progress: Callable[[int], None],
+    ) -> list[SampleRecord]:
+        outcomes = [o[0] for o in generate(variants, engine, progress)]
+        decisions = self.detector.detect([str(o.value or "") for o in outcomes])
+        records = []
+        for variant, outcome, decision in zip(variants, outcomes, decisions, strict=True):
+            item = EntityItem(**variant.doc)
+            abstained = float(decision.abstained)
+            metrics = {"abstained": abstained}
+            if item.fabricated:
+                metrics["hallucinated"] = 1.0 - abstained
+            else:
+                metrics["correct"] = float(answer_matches(str(outcome.value or ""), item.answers))
+            details = {
+                "fabricated": item.fabricated,
+                "category": item.category,
+                "entity": item.entity,
+                "abstained": decision.abstained,
+                "rule": decision.rule,
+                "similarity": decision.similarity,
+            }
+            score = metrics["hallucinated"] if item.fabricated else metrics["correct"]
+            records.append(
+                answer_record(
+                    unit,
+                    model,
+                    variant,
+                    outcome,
+                    original=item.question,
+                    answer=outcome.value,
+                    score=score,
+                    metrics=metrics,
+                    details=details,
+                    target=list(item.answers),
+                )
+            )
+        return records
+
+    def summarize(
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+    ) -> TaskResult:
+        fabricated = [r for r in records if r.probe is not None and r.probe.details.get("fabricated")]
+        controls = [r for r in records if r.probe is not None and not r.probe.details.get("fabricated")]
+        errors = sum(r.error is not None for r in records)
+        metrics = {
+            "hallucination_rate": rate(scored(fabricated, "hallucinated"), settings, errors, False),
+            "abstention_rate": rate(scored(fabricated, "abstained"), settings, errors, True),
+            "control_accuracy": rate(scored(controls, "correct"), settings, errors, True),
+            "control_abstention_rate": rate(scored(controls, "abstained"), settings, errors, False),
+        }
+        extra = summary(unit, len(fabricated))
+        return task_result(unit, model, metrics, extra, "hallucination_rate")
