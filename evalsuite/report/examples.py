@@ -92,18 +92,19 @@ def _example(copy: _Copy) -> dict[str, Any]:
         "diff": char_diff(probe.original, probe.perturbed),
         "clean": None if reference is None else _answer(reference),
         "perturbed": _answer(record),
-        "details": visible(" · ".join(f"{k} = {_short(v)}" for k, v in probe.details.items())),
+        "details": visible(" · ".join(f"{k} = {short(v)}" for k, v in probe.details.items())),
     }
 
 
 def _answer(record: SampleRecord) -> list[Any]:
     """``[answer, score, error]`` of one copy, the answer as readable text."""
     probe = record.probe
-    answer = None if probe is None or probe.answer is None else visible(_short(probe.answer))
+    answer = None if probe is None or probe.answer is None else visible(short(probe.answer))
     error = None if record.error is None else visible(record.error[:2000])
     return [answer, _score(record), error]
 
 
-def _short(value: Any) -> str:
+def short(value: Any, limit: int = 500) -> str:
+    """``value`` as text (JSON unless a string), cut after ``limit`` characters."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 500 else text[:500] + "…"
+    return text if len(text) <= limit else text[:limit] + "…"

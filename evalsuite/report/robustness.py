@@ -1,6 +1,7 @@
 """The report's robustness section: every probe unit's metrics, a PDR chart, and examples with diffs.
 
-Probe units (results with ``probe`` set, named "<probe>/<task>") are grouped by family, one table each:
+Probe units (results with ``probe`` set, named "<probe>/<task>"; the hallucination probes have their own
+section, :mod:`evalsuite.report.hallucination`) are grouped by family, one table each:
 
 * perturbations (typo, homoglyph, invisible, synonym, ... ): the paired metrics of
   :mod:`evalsuite.probes.metrics` (pdr, clean, perturbed, drop, flip_rate, worst_case, changed) and the
@@ -22,8 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from evalsuite.records import MetricResult, ProbeSummary, TaskResult
+from evalsuite.records import TaskResult
 from evalsuite.report.examples import probe_examples
+from evalsuite.report.probe_tables import Family, family_tables, probe_units
 from evalsuite.report.render import Section, add_section, clean, pack, ticks
 from evalsuite.rundir import RunDir
 
@@ -53,14 +55,6 @@ METRICS = {
 }
 
 
-@dataclass(frozen=True)
-class Family:
-    key: str
-    title: str
-    metrics: tuple[str, ...]
-    mcnemar: bool
-
-
 FAMILIES = (
     Family("perturbations", "Perturbations", PAIRED, True),
     Family("option_order", "Option order", (*PAIRED, "rstd", "consistency"), True),
@@ -77,15 +71,6 @@ FAMILIES = (
 def family_of(kind: str) -> str:
     """The table a probe kind goes to; every kind not named is a perturbation."""
     return kind if kind in ("option_order", "prompt_format", "attack") else "perturbations"
-
-
-@dataclass(frozen=True)
-class Row:
-    unit: str
-    model: str
-    summary: ProbeSummary
-    metrics: list[MetricResult | None]  # in the family's order
-    outcomes: list[tuple[str, str]]  # attacks: how many samples ended in success, failed, skipped ...
 
 
 @dataclass(frozen=True)
@@ -145,26 +130,11 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _outcomes(summary: ProbeSummary) -> list[tuple[str, str]]:
-    counts = summary.settings.get("outcomes")
-    return [(str(k), str(v)) for k, v in counts.items()] if isinstance(counts, dict) else []
-
-
 def robustness(run: RunDir) -> Section | None:
-    units = [r for r in run.results.results if r.probe is not None]
+    units = probe_units(run, hallucination=False)
     if not units:
         return None
-    tables = []
-    for family in FAMILIES:
-        rows = [
-            Row(
-                r.task, r.model, r.probe, [r.metrics.get(name) for name in family.metrics], _outcomes(r.probe)
-            )
-            for r in units
-            if r.probe is not None and family_of(r.probe.kind) == family.key
-        ]
-        if rows:
-            tables.append((family, rows))
+    tables = family_tables(units, FAMILIES, family_of)
     names = list(dict.fromkeys(r.task for r in units))
     examples = probe_examples(run.samples, names)
     data = {

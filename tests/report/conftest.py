@@ -163,3 +163,11 @@ def probe_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.report.probe_run import write_probe_run
 
     return write_probe_run(tmp_path_factory.mktemp("probes"))
+
+
+@pytest.fixture(scope="session")
+def hallucination_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hand-built run with every hallucination probe kind (tests/report/hallucination_run.py)."""
+    from tests.report.hallucination_run import write_hallucination_run
+
+    return write_hallucination_run(tmp_path_factory.mktemp("hallucination"))

@@ -180,7 +180,21 @@ def result(unit: str, kind: str, metrics: tuple[str, ...], samples: int, model: 
 def write_probe_run(folder: Path) -> Path:
     """The run directory, with report.html rendered from it; returns its path."""
     run = folder / "robust"
-    results = [
+    results = plain_results()
+    samples = [
+        SampleRecord(model=m, task="arc_local", doc_id=0, prompt=text(0), target=1, metrics={"acc": 1.0})
+        for m in MODELS
+    ]
+    for unit, (kind, metrics, count) in UNITS.items():
+        for model in MODELS:
+            results.append(result(unit, kind, metrics, count, model))
+            samples += records(unit, kind, count, model)
+    return write_run(run, results, samples)
+
+
+def plain_results() -> list[TaskResult]:
+    """Each model's result on a plain task, ``arc_local`` (no probe)."""
+    return [
         TaskResult(
             model=m,
             task="arc_local",
@@ -191,17 +205,13 @@ def write_probe_run(folder: Path) -> Path:
         )
         for m in MODELS
     ]
-    samples = [
-        SampleRecord(model=m, task="arc_local", doc_id=0, prompt=text(0), target=1, metrics={"acc": 1.0})
-        for m in MODELS
-    ]
-    for unit, (kind, metrics, count) in UNITS.items():
-        for model in MODELS:
-            results.append(result(unit, kind, metrics, count, model))
-            samples += records(unit, kind, count, model)
-    write_json(run / "manifest.json", {"run": "robust", "created": "2026-01-01T00:00:00Z", "seed": 1})
+
+
+def write_run(run: Path, results: list[TaskResult], samples: list[SampleRecord]) -> Path:
+    """A run directory named after its folder, with report.html rendered from its records; returns it."""
+    write_json(run / "manifest.json", {"run": run.name, "created": "2026-01-01T00:00:00Z", "seed": 1})
     write_json(
-        run / "results.json", Results(run="robust", results=results).model_dump(mode="json", by_alias=True)
+        run / "results.json", Results(run=run.name, results=results).model_dump(mode="json", by_alias=True)
     )
     write_samples(run / "samples.jsonl", samples)
     (run / "report.html").write_text(render_report(load_run(run)), encoding="utf-8")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,27 +10,9 @@ import pytest
 import yaml
 
 from tests.report.conftest import write_hostile_run
+from tests.report.pages import SHOTS, errors, open_report, wait_for
 
 pytestmark = pytest.mark.browser
-SHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
-
-
-def open_report(browser: Any, path: Path) -> list[dict[str, Any]]:
-    browser.get_log("browser")  # drop what an earlier page logged
-    browser.get(path.resolve().as_uri())
-    return list(browser.get_log("browser"))
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the page did not reach the expected state in time")
-        time.sleep(0.1)
-
-
-def errors(log: list[dict[str, Any]]) -> list[str]:
-    return [entry["message"] for entry in log if entry["level"] in ("SEVERE", "ERROR")]
 
 
 def test_hostile_outputs_never_run(browser: Any, hostile_run: Path) -> None:

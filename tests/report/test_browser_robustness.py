@@ -2,53 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.report.pages import (
+    assert_inert,
+    errors,
+    hover_all,
+    open_section,
+    screenshot,
+    show,
+    wait_for,
+)
 from tests.report.probe_run import MODELS, UNITS
-from tests.report.test_browser import SHOTS, errors, open_report, wait_for
 
 pytestmark = pytest.mark.browser
 
-STATE = """return {
-  pwned: window.__pwned,
-  scripts: document.scripts.length,
-  embedded: document.querySelectorAll('img, iframe, object, embed, link, style:not(head style)').length,
-  jsLinks: document.querySelectorAll('a[href^="javascript"]').length,
-  handlers: [...document.querySelectorAll('*')].filter(
-    (e) => [...e.attributes].some((a) => a.name.startsWith('on'))).length,
-  exampleTags: [...new Set([...document.querySelectorAll('#rx-list *')].map((e) => e.tagName))].sort(),
-  resources: performance.getEntriesByType('resource').length,
-}"""
-
-
-def requests(browser: Any, page: str) -> list[str]:
-    """URLs requested for the document at ``page`` (itself included), from the DevTools performance log."""
-    urls = []
-    for entry in browser.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent" and message["params"]["documentURL"] == page:
-            urls.append(message["params"]["request"]["url"])
-    return urls
-
-
-def show(browser: Any, select: str, value: str) -> None:
-    browser.execute_script(
-        "const s = document.getElementById(arguments[0]); s.value = arguments[1];"
-        "s.dispatchEvent(new Event('change'));",
-        select,
-        value,
-    )
-
 
 def test_robustness_section_renders_and_stays_inert(browser: Any, probe_run: Path) -> None:
-    browser.get_log("performance")  # drop what earlier pages asked for
-    log = open_report(browser, probe_run / "report.html")
-    section = browser.find_element("id", "robustness")
-    assert section.is_displayed() and "Robustness" in section.text
+    log = open_section(browser, probe_run / "report.html", "robustness", "Robustness")
     for family in ("perturbations", "option_order", "prompt_format", "attack"):
         table = browser.find_element("id", f"probe-{family}")
         assert table.is_displayed() and len(table.find_elements("css selector", "tr.probe-row")) >= len(
@@ -79,21 +53,8 @@ def test_robustness_section_renders_and_stays_inert(browser: Any, probe_run: Pat
     assert "⟨U+200B⟩" in highlighted["invisible/arc_local"]  # the zero-width space, made visible
     assert browser.find_element("css selector", "#rx-list .rx-example .rx-ins").get_attribute("title")
 
-    browser.execute_script("document.querySelectorAll('details').forEach((d) => d.open = true)")
-    for element in browser.find_elements("css selector", "#robustness .text, #robustness code"):
-        browser.execute_script(
-            "arguments[0].dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))", element
-        )
-    state = browser.execute_script(STATE)
-    assert state["pwned"] is None, f"an injected script ran: {state}"
-    assert state["scripts"] == 3 and state["embedded"] == 0 and state["jsLinks"] == 0
-    assert state["handlers"] == 0 and set(state["exampleTags"]) <= {"DIV", "SPAN"}
+    hover_all(browser, "#robustness .text, #robustness code")
+    assert assert_inert(browser, probe_run / "report.html", 3, "#rx-list *") <= {"DIV", "SPAN"}
     assert "<script>window.__pwned = 1</script>" in browser.find_element("id", "rx-list").text
-    assert state["resources"] == 0  # nothing fetched, not even from disk ...
-    page = (probe_run / "report.html").resolve().as_uri()
-    assert requests(browser, page) == [page]  # ... but the page itself
-    log += browser.get_log("browser")
-    assert errors(log) == []
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    browser.execute_script("document.getElementById('robustness').scrollIntoView()")
-    browser.save_screenshot(str(SHOTS / "robustness-report.png"))
+    assert errors(log + browser.get_log("browser")) == []
+    screenshot(browser, "robustness", "robustness-report.png")
