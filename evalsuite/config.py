@@ -150,7 +150,7 @@ PROBE_KEYS: dict[str, tuple[str, ...]] = {
     "query_budget": ("attack",),
     "samples": ("self_consistency",),
     "temperature": ("self_consistency",),
-    "embedding": ("self_consistency", "fabricated"),
+    "embedding": ("self_consistency", "fabricated", "unanswerable"),
     "max_tokens": ("fabricated", "unanswerable", "halueval", "faithfulness"),
 }
 

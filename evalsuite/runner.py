@@ -1,4 +1,4 @@
-"""Plans a run (models x tasks), executes it through the engine, and writes the run directory.
+"""Plans a run (models x tasks and probes), executes it through the engine, and writes the run directory.
 
 Planning resolves every backend and task and builds every task's requests before any model loads or
 any file is written, so bad input fails fast and leaves nothing behind. Execution writes into a hidden
