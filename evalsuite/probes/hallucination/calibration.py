@@ -56,7 +56,7 @@ class CalibrationProbe:
     ) -> TaskResult:
         ok = [r for r in records if r.error is None and r.choices and isinstance(r.target, int)]
         errors = len(records) - len(ok)
-        probabilities = [softmax([c.loglikelihood or -np.inf for c in r.choices or []]) for r in ok]
+        probabilities = [softmax([_logprob(c.loglikelihood) for c in r.choices or []]) for r in ok]
         gold = [int(r.target) for r in ok]
         confidence = np.array([p.max() for p in probabilities])
         correct = np.array([float(p.argmax() == g) for p, g in zip(probabilities, gold, strict=True)])
@@ -98,3 +98,8 @@ def softmax(logits: list[float]) -> np.ndarray:
         return np.full(x.size, 1.0 / x.size)
     e = np.exp(x - x.max())
     return e / e.sum()  # type: ignore[no-any-return]
+
+
+def _logprob(value: float | None) -> float:
+    """A stored option log-likelihood; None (a failed or infinite score) is -inf. 0.0 is certainty."""
+    return -np.inf if value is None else value

@@ -43,7 +43,7 @@ _VERDICT = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 def read_halueval(path: Path) -> list[dict[str, Any]]:
     """The QA items, one JSON object per line: knowledge, question, right_answer, hallucinated_answer."""
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):  # not U+2028
         if not line.strip():
             continue
         try:
