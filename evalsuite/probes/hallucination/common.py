@@ -4,12 +4,14 @@ call for all of them, and records that keep the model's answer with every decisi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from lm_eval.api.instance import Instance
 
 from evalsuite.engine import Engine, Outcome
 from evalsuite.probes.base import ProbeUnit, Sample, Variant
+from evalsuite.probes.hallucination.abstention import Abstention, AbstentionDetector
 from evalsuite.probes.metrics import Settings, metric
 from evalsuite.records import MetricResult, ProbeDetail, SampleRecord
 from evalsuite.stats.intervals import mean_interval
@@ -47,43 +49,76 @@ def generate(
     return engine.run([v.requests[0] for v in variants], progress)
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """What a probe decided about one answer: its score, per-sample metrics and the decisions' details."""
+
+    original: str  # the question, passage or answer the item is about
+    answer: Any
+    score: float
+    metrics: dict[str, float]
+    details: dict[str, Any]
+    target: Any = None
+
+
 def answer_record(
-    unit: ProbeUnit,
-    model: str,
-    variant: Variant,
-    outcome: Outcome,
-    *,
-    original: str,
-    answer: Any,
-    score: float | None,
-    metrics: dict[str, float],
-    details: dict[str, Any],
-    target: Any = None,
+    unit: ProbeUnit, model: str, variant: Variant, outcome: Outcome, judged: Judgement
 ) -> SampleRecord:
     """One record of a hallucination probe: the prompt, the raw answer, and what was decided about it."""
+    failed = outcome.error is not None
     return SampleRecord(
         model=model,
         task=unit.name,
         doc_id=variant.sample.doc_id,
         variant=variant.name,
         prompt=str(variant.requests[0].args[0]),
-        target=jsonable(target),
-        generation=None if outcome.error is not None else str(outcome.value),
-        filtered=jsonable(answer),
-        metrics={} if outcome.error is not None else metrics,
+        target=jsonable(judged.target),
+        generation=None if failed else str(outcome.value),
+        filtered=jsonable(judged.answer),
+        metrics={} if failed else judged.metrics,
         error=outcome.error,
         doc=jsonable(variant.doc),
         probe=ProbeDetail(
             probe=unit.config.label,
             kind=unit.config.kind,
             task=unit.task_name,
-            original=original,
+            original=judged.original,
             perturbed=str(variant.requests[0].args[0]),
-            answer=jsonable(answer),
-            score=score if outcome.error is None else None,
-            details=jsonable(details),
+            answer=jsonable(judged.answer),
+            score=None if failed else judged.score,
+            details=jsonable(judged.details),
         ),
     )
+
+
+class GenerationProbe:
+    """A probe that asks for one greedy answer per item and judges it; subclasses write ``prepare``,
+    ``judge`` and ``summarize``. With a ``detector``, every answer's abstention decision is passed on."""
+
+    metrics: tuple[str, ...] = ()
+    adaptive: bool = False
+    detector: AbstentionDetector | None = None
+
+    def run(
+        self,
+        unit: ProbeUnit,
+        variants: list[Variant],
+        model: str,
+        engine: Engine,
+        progress: Callable[[int], None],
+    ) -> list[SampleRecord]:
+        outcomes = [o[0] for o in generate(variants, engine, progress)]
+        answers = [str(o.value or "") for o in outcomes]
+        decisions: Sequence[Abstention | None] = (
+            self.detector.detect(answers) if self.detector is not None else [None] * len(answers)
+        )
+        return [
+            answer_record(unit, model, variant, outcome, self.judge(variant, answer, decision))
+            for variant, outcome, answer, decision in zip(variants, outcomes, answers, decisions, strict=True)
+        ]
+
+    def judge(self, variant: Variant, answer: str, abstention: Abstention | None) -> Judgement:
+        raise NotImplementedError
 
 
 def rate(

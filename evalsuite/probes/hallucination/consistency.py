@@ -24,7 +24,7 @@ from evalsuite.config import ProbeConfig
 from evalsuite.engine import Engine, Outcome
 from evalsuite.errors import ConfigError
 from evalsuite.probes.base import ProbeUnit, Sample, Variant, clean
-from evalsuite.probes.hallucination.common import answer_record, rate
+from evalsuite.probes.hallucination.common import Judgement, answer_record, rate
 from evalsuite.probes.hallucination.squad import normalize_answer
 from evalsuite.probes.metrics import Settings, metric, normal_interval, summary, task_result
 from evalsuite.probes.scoring import score
@@ -102,18 +102,15 @@ class ConsistencyProbe:
                 "wrong": 1 - ((first.probe.score if first.probe else None) or 0),
             }
             details = {"samples": answers, "clusters": clusters[1:], "greedy_cluster": clusters[0]}
-            record = answer_record(
-                unit,
-                model,
-                sampled,
-                outcome_of(answers, error),
-                original=sampled.original,
-                answer=answers,
-                score=entropy,
-                metrics=metrics if first.error is None else {},
-                details=details,
-                target=first.target,
+            judged = Judgement(
+                sampled.original,
+                answers,
+                entropy,
+                metrics if first.error is None else {},
+                details,
+                first.target,
             )
+            record = answer_record(unit, model, sampled, outcome_of(answers, error), judged)
             records += [first, record]
         return records
 

@@ -12,12 +12,11 @@ answerable questions whose answer span is replaced by another question's answer 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 
-from evalsuite.engine import Engine
 from evalsuite.probes.base import ProbeUnit, Sample, Variant
-from evalsuite.probes.hallucination.common import answer_record, generate, generation_variant, rate, scored
+from evalsuite.probes.hallucination.abstention import Abstention
+from evalsuite.probes.hallucination.common import GenerationProbe, Judgement, generation_variant, rate, scored
 from evalsuite.probes.hallucination.fabricated import answer_matches
 from evalsuite.probes.hallucination.faithfulness import ContextItem, squad_items, template_items
 from evalsuite.probes.hallucination.unanswerable import SQUAD_FILE
@@ -28,7 +27,7 @@ PROMPT = "Answer the question using only the passage.\n\nPassage: {passage}\nQue
 DEFAULT_ITEMS = 60
 
 
-class FaithfulnessProbe:
+class FaithfulnessProbe(GenerationProbe):
     metrics: tuple[str, ...] = ("faithfulness", "counterfactual_faithfulness", "memory_rate")
     adaptive: bool = False
 
@@ -43,41 +42,15 @@ class FaithfulnessProbe:
             for i, item in enumerate(items)
         ]
 
-    def run(
-        self,
-        unit: ProbeUnit,
-        variants: list[Variant],
-        model: str,
-        engine: Engine,
-        progress: Callable[[int], None],
-    ) -> list[SampleRecord]:
-        records = []
-        for variant, outcomes in zip(variants, generate(variants, engine, progress), strict=True):
-            outcome, item = outcomes[0], ContextItem(**variant.doc)
-            answer = str(outcome.value or "")
-            follows = answer_matches(answer, [item.passage_answer])
-            metrics = {"follows": float(follows)}
-            if item.counterfactual:
-                metrics |= {
-                    "follows_counterfactual": float(follows),
-                    "memory": float(answer_matches(answer, [item.memory_answer]) and not follows),
-                }
-            details = {"source": item.source, "counterfactual": item.counterfactual, "follows": follows}
-            records.append(
-                answer_record(
-                    unit,
-                    model,
-                    variant,
-                    outcome,
-                    original=item.passage,
-                    answer=answer,
-                    score=float(follows),
-                    metrics=metrics,
-                    details=details,
-                    target=item.passage_answer,
-                )
-            )
-        return records
+    def judge(self, variant: Variant, answer: str, abstention: Abstention | None) -> Judgement:
+        item = ContextItem(**variant.doc)
+        follows = answer_matches(answer, [item.passage_answer])
+        metrics = {"follows": float(follows)}
+        if item.counterfactual:
+            memory = answer_matches(answer, [item.memory_answer]) and not follows
+            metrics |= {"follows_counterfactual": float(follows), "memory": float(memory)}
+        details = {"source": item.source, "counterfactual": item.counterfactual, "follows": follows}
+        return Judgement(item.passage, answer, float(follows), metrics, details, item.passage_answer)
 
     def summarize(
         self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings

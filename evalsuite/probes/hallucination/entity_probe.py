@@ -14,13 +14,12 @@ Items come from ``fabricated.generate(limit, seed)``: ``limit`` fabricated items
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 
 from evalsuite.config import ProbeConfig
-from evalsuite.engine import Engine
 from evalsuite.probes.base import ProbeUnit, Sample, Variant
-from evalsuite.probes.hallucination.common import answer_record, generate, generation_variant, rate, scored
+from evalsuite.probes.hallucination.abstention import Abstention
+from evalsuite.probes.hallucination.common import GenerationProbe, Judgement, generation_variant, rate, scored
 from evalsuite.probes.hallucination.detector import detector_for
 from evalsuite.probes.hallucination.fabricated import EntityItem, answer_matches
 from evalsuite.probes.hallucination.fabricated import generate as generate_items
@@ -34,7 +33,7 @@ PROMPT = (
 DEFAULT_ITEMS = 50
 
 
-class FabricatedProbe:
+class FabricatedProbe(GenerationProbe):
     metrics: tuple[str, ...] = (
         "hallucination_rate",
         "abstention_rate",
@@ -53,49 +52,24 @@ class FabricatedProbe:
             for i, item in enumerate(items)
         ]
 
-    def run(
-        self,
-        unit: ProbeUnit,
-        variants: list[Variant],
-        model: str,
-        engine: Engine,
-        progress: Callable[[int], None],
-    ) -> list[SampleRecord]:
-        outcomes = [o[0] for o in generate(variants, engine, progress)]
-        decisions = self.detector.detect([str(o.value or "") for o in outcomes])
-        records = []
-        for variant, outcome, decision in zip(variants, outcomes, decisions, strict=True):
-            item = EntityItem(**variant.doc)
-            abstained = float(decision.abstained)
-            metrics = {"abstained": abstained}
-            if item.fabricated:
-                metrics["hallucinated"] = 1.0 - abstained
-            else:
-                metrics["correct"] = float(answer_matches(str(outcome.value or ""), item.answers))
-            details = {
-                "fabricated": item.fabricated,
-                "category": item.category,
-                "entity": item.entity,
-                "abstained": decision.abstained,
-                "rule": decision.rule,
-                "similarity": decision.similarity,
-            }
-            score = metrics["hallucinated"] if item.fabricated else metrics["correct"]
-            records.append(
-                answer_record(
-                    unit,
-                    model,
-                    variant,
-                    outcome,
-                    original=item.question,
-                    answer=outcome.value,
-                    score=score,
-                    metrics=metrics,
-                    details=details,
-                    target=list(item.answers),
-                )
-            )
-        return records
+    def judge(self, variant: Variant, answer: str, abstention: Abstention | None) -> Judgement:
+        item = EntityItem(**variant.doc)
+        assert abstention is not None  # this probe always has a detector
+        abstained = float(abstention.abstained)
+        if item.fabricated:
+            metrics = {"abstained": abstained, "hallucinated": 1.0 - abstained}
+        else:
+            metrics = {"abstained": abstained, "correct": float(answer_matches(answer, item.answers))}
+        details = {
+            "fabricated": item.fabricated,
+            "category": item.category,
+            "entity": item.entity,
+            "abstained": abstention.abstained,
+            "rule": abstention.rule,
+            "similarity": abstention.similarity,
+        }
+        score = metrics["hallucinated"] if item.fabricated else metrics["correct"]
+        return Judgement(item.question, answer, score, metrics, details, list(item.answers))
 
     def summarize(
         self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings

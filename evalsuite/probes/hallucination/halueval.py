@@ -17,14 +17,13 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evalsuite.engine import Engine
 from evalsuite.errors import DataError
 from evalsuite.probes.base import ProbeUnit, Sample, Variant
-from evalsuite.probes.hallucination.common import answer_record, generate, generation_variant, rate, scored
+from evalsuite.probes.hallucination.abstention import Abstention
+from evalsuite.probes.hallucination.common import GenerationProbe, Judgement, generation_variant, rate, scored
 from evalsuite.probes.metrics import Settings, summary, task_result
 from evalsuite.records import SampleRecord, TaskResult
 
@@ -76,7 +75,7 @@ def verdict(reply: str) -> bool | None:
     return None if found is None else found.group(1).lower() == "yes"
 
 
-class HaluEvalProbe:
+class HaluEvalProbe(GenerationProbe):
     metrics: tuple[str, ...] = (
         "accuracy",
         "accuracy_parsed",
@@ -101,38 +100,15 @@ class HaluEvalProbe:
             for i, item in enumerate(items)
         ]
 
-    def run(
-        self,
-        unit: ProbeUnit,
-        variants: list[Variant],
-        model: str,
-        engine: Engine,
-        progress: Callable[[int], None],
-    ) -> list[SampleRecord]:
-        records = []
-        for variant, outcomes in zip(variants, generate(variants, engine, progress), strict=True):
-            outcome, item = outcomes[0], variant.doc
-            judged = verdict(str(outcome.value or ""))
-            right = judged is not None and judged == item["hallucinated"]
-            metrics = {"correct": float(right), "unparseable": float(judged is None)}
-            if judged is not None:
-                metrics["correct_parsed"] = float(right)
-            details = {"hallucinated": item["hallucinated"], "judgement": judged, "index": item["index"]}
-            records.append(
-                answer_record(
-                    unit,
-                    model,
-                    variant,
-                    outcome,
-                    original=item["shown"],
-                    answer=judged,
-                    score=float(right),
-                    metrics=metrics,
-                    details=details,
-                    target=item["hallucinated"],
-                )
-            )
-        return records
+    def judge(self, variant: Variant, answer: str, abstention: Abstention | None) -> Judgement:
+        item = variant.doc
+        judged = verdict(answer)
+        right = judged is not None and judged == item["hallucinated"]
+        metrics = {"correct": float(right), "unparseable": float(judged is None)}
+        if judged is not None:
+            metrics["correct_parsed"] = float(right)
+        details = {"hallucinated": item["hallucinated"], "judgement": judged, "index": item["index"]}
+        return Judgement(item["shown"], judged, float(right), metrics, details, item["hallucinated"])
 
     def summarize(
         self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evalsuite.config import ProbeConfig
-from evalsuite.engine import Engine
 from evalsuite.errors import DataError
 from evalsuite.probes.base import ProbeUnit, Sample, Variant
-from evalsuite.probes.hallucination.common import answer_record, generate, generation_variant, rate, scored
+from evalsuite.probes.hallucination.abstention import Abstention
+from evalsuite.probes.hallucination.common import GenerationProbe, Judgement, generation_variant, rate, scored
 from evalsuite.probes.hallucination.detector import detector_for
 from evalsuite.probes.hallucination.squad import exact_match, f1_score
 from evalsuite.probes.metrics import Settings, metric, summary, task_result
@@ -74,7 +73,7 @@ def balanced(items: list[dict[str, Any]], count: int, seed: int) -> list[dict[st
     return [items[i] for i in sorted(picked)]
 
 
-class UnanswerableProbe:
+class UnanswerableProbe(GenerationProbe):
     metrics: tuple[str, ...] = (
         "abstention_f1",
         "abstention_precision",
@@ -99,47 +98,23 @@ class UnanswerableProbe:
             for i, item in enumerate(items)
         ]
 
-    def run(
-        self,
-        unit: ProbeUnit,
-        variants: list[Variant],
-        model: str,
-        engine: Engine,
-        progress: Callable[[int], None],
-    ) -> list[SampleRecord]:
-        outcomes = [o[0] for o in generate(variants, engine, progress)]
-        decisions = self.detector.detect([str(o.value or "") for o in outcomes])
-        records = []
-        for variant, outcome, decision in zip(variants, outcomes, decisions, strict=True):
-            item, answer = variant.doc, str(outcome.value or "").strip()
-            metrics = {"abstained": float(decision.abstained), "unanswerable": float(item["unanswerable"])}
-            if not item["unanswerable"]:
-                said = "" if decision.abstained else answer
-                metrics |= {
-                    "exact_match": exact_match(said, item["answers"]),
-                    "f1": f1_score(said, item["answers"]),
-                }
-            right = decision.abstained if item["unanswerable"] else metrics["exact_match"] > 0
-            details = {
-                "unanswerable": item["unanswerable"],
-                "abstained": decision.abstained,
-                "rule": decision.rule,
+    def judge(self, variant: Variant, answer: str, abstention: Abstention | None) -> Judgement:
+        item, answer = variant.doc, answer.strip()
+        assert abstention is not None  # this probe always has a detector
+        metrics = {"abstained": float(abstention.abstained), "unanswerable": float(item["unanswerable"])}
+        if not item["unanswerable"]:
+            said = "" if abstention.abstained else answer
+            metrics |= {
+                "exact_match": exact_match(said, item["answers"]),
+                "f1": f1_score(said, item["answers"]),
             }
-            records.append(
-                answer_record(
-                    unit,
-                    model,
-                    variant,
-                    outcome,
-                    original=item["question"],
-                    answer=answer,
-                    score=float(right),
-                    metrics=metrics,
-                    details=details,
-                    target=item["answers"],
-                )
-            )
-        return records
+        right = abstention.abstained if item["unanswerable"] else metrics["exact_match"] > 0
+        details = {
+            "unanswerable": item["unanswerable"],
+            "abstained": abstention.abstained,
+            "rule": abstention.rule,
+        }
+        return Judgement(item["question"], answer, float(right), metrics, details, item["answers"])
 
     def summarize(
         self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
