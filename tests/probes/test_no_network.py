@@ -51,12 +51,14 @@ PROBES: list[dict[str, Any]] = [
 ]
 
 
-def test_a_probe_run_on_a_fresh_machine_stays_offline(tmp_path: Path, stories: Path, data_dir: Path) -> None:
+def run_offline(tmp_path: Path, stories: Path, data_dir: Path, probes: list[dict[str, Any]]) -> str:
+    """Run ``probes`` on the stories model in a fresh interpreter whose sockets refuse to connect, with
+    a fresh HOME and cache; assert it succeeded without a connection attempt; return its stderr."""
     config = {
         "run": {"name": "offline", "output_dir": str(tmp_path / "out"), "data_dir": str(data_dir)},
         "stats": {"resamples": 200},
         "models": [{"name": "stories", "path": str(stories)}],
-        "probes": [{**p, "limit": LIMIT} for p in PROBES],
+        "probes": [{**p, "limit": LIMIT} for p in probes],
     }
     path = tmp_path / "offline.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -84,6 +86,11 @@ def test_a_probe_run_on_a_fresh_machine_stays_offline(tmp_path: Path, stories: P
     assert result["rc"] == 0, done.stderr[-3000:]
     assert result["attempts"] == []
     assert "Downloading" not in done.stderr
+    return done.stderr
+
+
+def test_a_probe_run_on_a_fresh_machine_stays_offline(tmp_path: Path, stories: Path, data_dir: Path) -> None:
+    run_offline(tmp_path, stories, data_dir, PROBES)
     results = json.loads((tmp_path / "out" / "offline" / "results.json").read_text(encoding="utf-8"))
     units = {r["task"] for r in results["results"]}
     assert units == {f"{p['kind']}/{task}" for p in PROBES for task in p["tasks"]}

@@ -6,18 +6,12 @@ PyPI package (``embedding: true``)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from evalsuite.records import read_samples
-from tests.probes.test_no_network import _GUARDED_RUN
+from tests.probes.test_no_network import LIMIT, run_offline
 
-LIMIT = 2
 PROBES: list[dict[str, Any]] = [
     {"kind": "fabricated", "embedding": True, "max_tokens": 4},
     {"kind": "unanswerable", "max_tokens": 4},
@@ -37,38 +31,7 @@ UNITS = {
 
 
 def test_every_hallucination_probe_stays_offline(tmp_path: Path, stories: Path, data_dir: Path) -> None:
-    config = {
-        "run": {"name": "offline", "output_dir": str(tmp_path / "out"), "data_dir": str(data_dir)},
-        "stats": {"resamples": 200},
-        "models": [{"name": "stories", "path": str(stories)}],
-        "probes": [{**p, "limit": LIMIT} for p in PROBES],
-    }
-    path = tmp_path / "offline.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    cleared = ("TA_CACHE_DIR", "HF_HOME", "HF_DATASETS_CACHE", "TRANSFORMERS_CACHE", "EVALSUITE_CACHE_DIR")
-    env = {k: v for k, v in os.environ.items() if k not in cleared}
-    env.update(
-        HOME=str(tmp_path / "home"),
-        XDG_CACHE_HOME=str(tmp_path / "xdg-cache"),
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", _GUARDED_RUN, str(path)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, done.stderr[-3000:]
-    result = json.loads(lines[-1].removeprefix("RESULT "))
-    assert result["rc"] == 0, done.stderr[-3000:]
-    assert result["attempts"] == []
-    assert "Downloading" not in done.stderr
+    run_offline(tmp_path, stories, data_dir, PROBES)
     run_dir = tmp_path / "out" / "offline"
     results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     assert {r["task"] for r in results["results"]} == UNITS
