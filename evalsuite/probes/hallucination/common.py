@@ -4,7 +4,7 @@ call for all of them, and records that keep the model's answer with every decisi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lm_eval.api.instance import Instance
@@ -124,8 +124,12 @@ class GenerationProbe:
 def rate(
     values: Sequence[float], settings: Settings, errors: int, higher_is_better: bool | None
 ) -> MetricResult:
-    """A share with its Wilson interval (a normal one if the values are not 0/1)."""
-    return metric(mean_interval(list(values), settings.confidence), len(values), errors, higher_is_better)
+    """The mean of per-sample values in [0, 1] — a share (Wilson interval) or a score such as token F1
+    (normal interval, cut to [0, 1], the values the mean can take)."""
+    interval = mean_interval(list(values), settings.confidence)
+    if interval.low is not None and interval.high is not None:
+        interval = replace(interval, low=max(0.0, interval.low), high=min(1.0, interval.high))
+    return metric(interval, len(values), errors, higher_is_better)
 
 
 def scored(records: Sequence[SampleRecord], name: str) -> list[float]:
