@@ -9,18 +9,8 @@
   let data = null;
   let shown = PAGE;
 
-  async function load() {
-    const bytes = Uint8Array.from(atob(source.textContent.trim()), (c) => c.charCodeAt(0));
-    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-    return JSON.parse(await new Response(stream).text());
-  }
-
-  function el(tag, text, cls) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    if (cls) node.className = cls;
-    return node;
-  }
+  const load = () => evalsuite.unpack(source);
+  const el = evalsuite.el;
 
   function options(select, values, labels) {
     select.replaceChildren();

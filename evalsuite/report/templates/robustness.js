@@ -7,18 +7,8 @@
   if (!details || !source) return;
   let data = null;
 
-  async function load() {
-    const bytes = Uint8Array.from(atob(source.textContent.trim()), (c) => c.charCodeAt(0));
-    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-    return JSON.parse(await new Response(stream).text());
-  }
-
-  function el(tag, text, cls) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    if (cls) node.className = cls;
-    return node;
-  }
+  const load = () => evalsuite.unpack(source);
+  const el = evalsuite.el;
 
   // Non-ASCII characters of a change, as code points: a homoglyph looks the same but is named here.
   function codePoints(text) {
