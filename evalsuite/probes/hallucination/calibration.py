@@ -12,16 +12,13 @@ plus the reliability diagram's bins in the unit's ``probe.reliability``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-from evalsuite.engine import Engine
 from evalsuite.errors import ConfigError
 from evalsuite.probes.base import ProbeUnit, Sample, Variant, clean
 from evalsuite.probes.hallucination.common import rate
 from evalsuite.probes.metrics import Settings, metric, summary, task_result
-from evalsuite.probes.scoring import run_variants
+from evalsuite.probes.scoring import StaticProbe
 from evalsuite.records import ReliabilityBin, SampleRecord, TaskResult
 from evalsuite.stats.intervals import Interval
 from evalsuite.stats.uncertainty import calibration_interval, reliability_bins
@@ -29,9 +26,10 @@ from evalsuite.stats.uncertainty import calibration_interval, reliability_bins
 BINS = 10
 
 
-class CalibrationProbe:
+class CalibrationProbe(StaticProbe):
+    """Runs the task's own requests (StaticProbe.run); only the summary is its own."""
+
     metrics: tuple[str, ...] = ("ece", "brier", "accuracy", "mean_confidence")
-    adaptive: bool = False
 
     def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]:
         if not unit.multiple_choice:
@@ -40,16 +38,6 @@ class CalibrationProbe:
                 f"{unit.task_name!r} is not one"
             )
         return [clean(unit, s) for s in samples]
-
-    def run(
-        self,
-        unit: ProbeUnit,
-        variants: list[Variant],
-        model: str,
-        engine: Engine,
-        progress: Callable[[int], None],
-    ) -> list[SampleRecord]:
-        return run_variants(unit, variants, model, engine, progress)
 
     def summarize(
         self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
