@@ -117,7 +117,14 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", type=Path, help="where run directories go (else run.output_dir)")
     parser.add_argument("--name", help="run name, the run directory's name (else run.name)")
     parser.add_argument(
-        "--cache-dir", type=Path, help=f"model conversion cache (else run.cache_dir, ${ENV_CACHE_DIR})"
+        "--cache-dir",
+        type=Path,
+        help=f"converted models and cached answers (else run.cache_dir, ${ENV_CACHE_DIR})",
+    )
+    parser.add_argument(
+        "--no-answer-cache",
+        action="store_true",
+        help="compute every answer afresh and store none (else run.answer_cache)",
     )
     parser.add_argument("--dry-run", action="store_true", help="validate and build all requests, run nothing")
 
@@ -193,6 +200,7 @@ def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
         "data_dir": data_dir.resolve() if data_dir else None,
         "output_dir": (args.output_dir or run.output_dir).resolve(),
         "name": args.name or run.name,
+        "answer_cache": run.answer_cache and not getattr(args, "no_answer_cache", False),
         "cache_dir": (
             args.cache_dir or run.cache_dir or _env_path(ENV_CACHE_DIR) or default_cache()
         ).resolve(),

@@ -74,12 +74,28 @@ class ModelConfig(StrictModel):
     dtype: Dtype = "float32"
     device: str = Field("cpu", pattern=r"^(cpu|auto|cuda(:\d+)?|mps)$")
     quantization: Quantization = "none"
-    batch_size: int = Field(8, ge=1)
+    batch_size: int | Literal["auto"] = 8  # rows per forward pass; "auto" halves on GPU out-of-memory
+    share_prefix: bool = True  # run each shared context once for all its continuations
     max_length: int | None = Field(None, ge=2)
     add_bos_token: bool | None = None
     trust_remote_code: bool = False
     generation: GenerationSettings = GenerationSettings()
     baseline: str | None = None
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f"should be a positive integer or 'auto' (got {value!r})")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"should be a positive integer or 'auto' (got {value!r})") from None
+        if number < 1:
+            raise ValueError(f"should be a positive integer or 'auto' (got {value!r})")
+        return number
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
@@ -204,6 +220,7 @@ class RunSettings(StrictModel):
     data_dir: Path | None = None
     task_dirs: tuple[Path, ...] = ()
     cache_dir: Path | None = None
+    answer_cache: bool = True  # keep every answer in <cache_dir>/evalsuite-cache.sqlite and reuse it
 
 
 class StatsSettings(StrictModel):

@@ -22,8 +22,10 @@ from evalsuite import environment, gates
 from evalsuite.compare import build_comparisons, comparison_pairs, plan_for
 from evalsuite.config import TASKLESS_KINDS, RunConfig
 from evalsuite.engine import Engine
+from evalsuite.engine.scheduler import AnswerCache
 from evalsuite.errors import EvalsuiteError
-from evalsuite.models import BACKENDS, Backend, LoadContext
+from evalsuite.models import BACKENDS, LoadContext
+from evalsuite.models.lazy import LazyBackend, open_backend
 from evalsuite.models.sources import gguf_source
 from evalsuite.probes import Probe, ProbeUnit, Settings, Variant, probe_for
 from evalsuite.probes import samples as probe_samples
@@ -38,6 +40,7 @@ from evalsuite.records import (
 )
 from evalsuite.report import render_report, summary_markdown
 from evalsuite.rundir import RunDir
+from evalsuite.store import Store
 from evalsuite.tasks import PreparedTask, TaskCatalog, aggregate, build_task, score_task, task_dirs
 from evalsuite.tasks.evaluate import Summary
 from evalsuite.token_shift import TokenShift
@@ -154,18 +157,26 @@ def execute(plan: Plan, progress: Progress) -> RunOutcome:
         {m.name: m.baseline for m in config.models}, [m.name for m in config.models], config.stats.all_pairs
     )
     shift = TokenShift(pairs, shift_texts(plan.tasks, config.stats.kl_samples), config.stats)
-    context = LoadContext(cache_dir=plan.cache_dir, seed=config.run.seed, progress=progress.note)
+    store = Store(plan.cache_dir) if config.run.answer_cache else None
+    context = LoadContext(plan.cache_dir, config.run.seed, progress.note, store)
     for model_config in config.models:
         seed_everything(config.run.seed)
-        backend = BACKENDS.get(model_config.backend)(model_config, context)
+        backend, identity = open_backend(model_config, context)
+        cache = AnswerCache(store, identity) if store is not None and identity is not None else None
+        engine = Engine(backend, cache=cache, seed=config.run.seed)
         try:
-            evaluate_model(plan, model_config.name, backend, progress, samples, results)
-            shift.observe(model_config.name, backend)
-            models[model_config.name] = describe(model_config.backend, model_config.baseline, backend)
+            evaluate_model(plan, model_config.name, engine, progress, samples, results)
+            if shift.wants(model_config.name):
+                shift.observe(
+                    model_config.name, backend.backend() if isinstance(backend, LazyBackend) else backend
+                )
+            models[model_config.name] = describe(model_config.backend, model_config.baseline, engine)
         finally:
             backend.close()
         for base, _ in pairs:
             shift.release(base)
+    if store is not None:
+        store.close()
     comparison_plan = plan_for(config, results)
     comparison_plan = replace(comparison_plan, token_shift=shift.measured)
     comparisons, skipped = build_comparisons(comparison_plan, results, samples, config.run.seed)
@@ -206,13 +217,12 @@ def execute(plan: Plan, progress: Progress) -> RunOutcome:
 def evaluate_model(
     plan: Plan,
     name: str,
-    backend: Backend,
+    engine: Engine,
     progress: Progress,
     samples: list[SampleRecord],
     results: list[TaskResult],
 ) -> None:
-    """Every task on one loaded model; records and task results are appended."""
-    engine = Engine(backend)
+    """Every task and probe on one model; records and task results are appended."""
     config = plan.config
     for prepared, task_config in zip(plan.tasks, config.tasks, strict=True):
         progress.unit_started(name, prepared.spec.name, engine.count(prepared.instances))
@@ -240,11 +250,14 @@ def evaluate_model(
         results.append(result)
 
 
-def describe(backend_name: str, baseline: str | None, backend: Backend) -> dict[str, object]:
+def describe(backend_name: str, baseline: str | None, engine: Engine) -> dict[str, object]:
+    backend = engine.backend
     telemetry = backend.telemetry()
     return {
         "backend": backend_name,
         "baseline": baseline,
+        "loaded": backend.loaded if isinstance(backend, LazyBackend) else True,
+        "requests": asdict(engine.counts),
         "info": asdict(backend.describe()),
         "telemetry": {
             **asdict(telemetry),

@@ -30,9 +30,13 @@ class TokenShift:
     measured: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
+    def wants(self, name: str) -> bool:
+        """Whether this model's distributions are needed (it is a baseline or a variant of a pair)."""
+        return bool(self.texts) and any(name in pair for pair in self.pairs)
+
     def observe(self, name: str, backend: Backend) -> None:
         """Call once per model while it is loaded."""
-        if not self.texts or not any(name in pair for pair in self.pairs):
+        if not self.wants(name):
             return
         if not isinstance(backend, TokenDistributions):
             for base, variant in self.pairs:

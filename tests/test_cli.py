@@ -101,13 +101,12 @@ CASES = [
     ),
     pytest.param(
         doc("models: [{name: m, path: org/model, batch_size: 0}]", TASKS),
-        "models[0].batch_size: Input should be greater than or equal to 1 (got 0)",
+        "models[0].batch_size: should be a positive integer or 'auto' (got 0)",
         id="batch-size-zero",
     ),
     pytest.param(
         doc("models: [{name: m, path: org/model, batch_size: eight}]", TASKS),
-        "models[0].batch_size: Input should be a valid integer, unable to parse string as an integer"
-        " (got 'eight')",
+        "models[0].batch_size: should be a positive integer or 'auto' (got 'eight')",
         id="batch-size-string",
     ),
     pytest.param(

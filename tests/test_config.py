@@ -90,13 +90,12 @@ def test_unknown_keys_are_named_with_a_suggestion(data: dict[str, Any], message:
         ),
         pytest.param(
             config(models=[model(batch_size=0)]),
-            "models[0].batch_size: Input should be greater than or equal to 1 (got 0)",
+            "models[0].batch_size: should be a positive integer or 'auto' (got 0)",
             id="batch-size-zero",
         ),
         pytest.param(
             config(models=[model(batch_size="eight")]),
-            "models[0].batch_size: Input should be a valid integer, unable to parse string as an integer"
-            " (got 'eight')",
+            "models[0].batch_size: should be a positive integer or 'auto' (got 'eight')",
             id="batch-size-string",
         ),
         pytest.param(

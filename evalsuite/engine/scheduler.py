@@ -1,13 +1,20 @@
-"""The one path every request takes to a backend: deduplicate, order, chunk, and isolate failures.
+"""The one path every request takes to a backend: deduplicate, cache, order, chunk, and isolate failures.
 
 Tasks and probes hand the engine lm-eval ``Instance`` objects and never call a backend themselves.
 The engine
 
 * runs identical requests once (same request type and arguments; ``repeats`` stay distinct), within a
   call and across the calls of one engine: a probe's clean copy of a task costs nothing after the task,
-* sends them longest first in chunks, so backends batch similar lengths and progress can be shown,
+* keeps every answer in the persistent cache (``AnswerCache``) when it has one, so a rerun, or a run
+  resumed after its process was killed, computes only what no earlier run finished,
+* sends requests longest first, the continuations of one context side by side (so the backend can run
+  the context once), in chunks that are the unit of caching: a chunk's answers are committed together,
 * turns a failure into a per-request error: a failing chunk is retried one request at a time, and only
-  the requests that still fail carry an error.
+  the requests that still fail carry an error (errors are never cached).
+
+Chunks are formed from the requests this process has not yet answered, before the cache is consulted.
+A killed run therefore resumes with the very same chunks, and the backend sees the very same batches,
+as the uninterrupted run would have: resumed results are identical, not merely close.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any
 from lm_eval.api.instance import Instance
 
 from evalsuite.models.base import Backend
+from evalsuite.store import Store, request_hash
 
 REQUEST_TYPES = ("loglikelihood", "loglikelihood_rolling", "generate_until")
 
@@ -32,30 +40,89 @@ class Outcome:
     error: str | None = None
 
 
-def request_key(instance: Instance, repeat: int = 0) -> str:
-    """Identity of a request: its type and arguments (generation settings included)."""
-    return json.dumps([instance.request_type, list(instance.args), repeat], sort_keys=True, default=str)
+@dataclass
+class Counts:
+    """Where this engine's answers came from."""
+
+    computed: int = 0  # sent to the backend
+    cached: int = 0  # read from the persistent cache
+    failed: int = 0  # the backend raised on them
 
 
-def _keys(instance: Instance) -> list[str]:
-    """One key per repeat: ``repeats`` copies of a request are distinct draws, not duplicates."""
-    return [request_key(instance, r) for r in range(instance.repeats or 1)]
+class AnswerCache:
+    """One model's answers in a :class:`Store`, encoded as JSON (floats round-trip exactly)."""
+
+    def __init__(self, store: Store, identity: str) -> None:
+        self.store = store
+        self.identity = identity
+
+    def get(self, keys: Sequence[str], request_type: str) -> dict[str, Any]:
+        hashes = {request_hash(k): k for k in keys}
+        found = self.store.answers(self.identity, list(hashes))
+        return {hashes[h]: decode(request_type, value) for h, value in found.items()}
+
+    def put(self, answers: Sequence[tuple[str, Any]]) -> None:
+        self.store.put_answers(self.identity, [(request_hash(k), json.dumps(v)) for k, v in answers])
+
+
+def decode(request_type: str, value: str) -> Any:
+    """JSON back to what lm-eval's tasks expect: ``(logprob, is_greedy)`` tuples for loglikelihood."""
+    loaded = json.loads(value)
+    return (float(loaded[0]), bool(loaded[1])) if request_type == "loglikelihood" else loaded
+
+
+def request_key(instance: Instance, repeat: int = 0, seed: int | None = None) -> str:
+    """Identity of a request: its type and arguments (generation settings included). Generations also
+    carry the run's seed, which sampled answers depend on; scores do not."""
+    parts: list[Any] = [instance.request_type, list(instance.args), repeat]
+    if instance.request_type == "generate_until" and seed is not None:
+        parts.append(seed)
+    return json.dumps(parts, sort_keys=True, default=str)
 
 
 def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _size(instance: Instance) -> int:
-    return sum(len(a) for a in instance.args if isinstance(a, str))
+Pending = tuple[str, Instance]  # (request key, instance)
+
+
+def ordered_groups(request_type: str, pending: Sequence[Pending]) -> list[list[Pending]]:
+    """Requests in the order the backend should see them, as groups that must stay in one chunk.
+
+    Log-likelihood requests are grouped by context (a multiple-choice question's answers), groups
+    longest first; generation requests are grouped by settings, since backends batch equal settings.
+    """
+    groups: dict[str, list[Pending]] = {}
+    for key, instance in pending:
+        args = instance.args
+        group = args[0] if request_type == "loglikelihood" else ""
+        if request_type == "generate_until":
+            group = json.dumps(args[1], sort_keys=True, default=str)
+        groups.setdefault(group, []).append((key, instance))
+    if request_type == "loglikelihood":
+        ordered = sorted(groups.values(), key=lambda g: -max(len(i.args[0]) + len(i.args[1]) for _, i in g))
+        return [sorted(g, key=lambda item: -len(item[1].args[1])) for g in ordered]
+    singles = [[item] for g in groups.values() for item in sorted(g, key=lambda item: -len(item[1].args[0]))]
+    return singles
 
 
 class Engine:
-    """Runs requests for one backend. ``chunk_size`` bounds the work between progress updates."""
+    """Runs requests for one backend. ``chunk_size`` (in requests) bounds the work between cache commits
+    and progress updates; a context's continuations are never split across chunks."""
 
-    def __init__(self, backend: Backend, chunk_size: int = 64) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        chunk_size: int = 64,
+        cache: AnswerCache | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.backend = backend
         self.chunk_size = chunk_size
+        self.cache = cache
+        self.seed = seed
+        self.counts = Counts()
         self._answers: dict[str, Outcome] = {}  # every answer this engine has had, by request key
 
     def run(
@@ -63,25 +130,45 @@ class Engine:
     ) -> list[list[Outcome]]:
         """One list of outcomes per instance, ``instance.repeats`` long, in input order."""
         unique: dict[str, Instance] = {}
-        keys = [_keys(i) for i in instances]
-        answers = self._answers
+        keys = [self._keys(i) for i in instances]
         for instance, instance_keys in zip(instances, keys, strict=True):
             for key in instance_keys:
-                if key not in answers:
+                if key not in self._answers:
                     unique.setdefault(key, instance)
         for request_type in REQUEST_TYPES:
-            todo = sorted(
-                ((k, i) for k, i in unique.items() if i.request_type == request_type),
-                key=lambda item: -_size(item[1]),
-            )
-            for start in range(0, len(todo), self.chunk_size):
-                chunk = todo[start : start + self.chunk_size]
-                for (key, _), outcome in zip(
-                    chunk, self._call(request_type, [i for _, i in chunk]), strict=True
-                ):
-                    answers[key] = outcome
+            pending = [(k, i) for k, i in unique.items() if i.request_type == request_type]
+            for chunk in self._chunks(ordered_groups(request_type, pending)):
+                self._answer(request_type, chunk)
                 progress(len(chunk))
-        return [[answers[k] for k in instance_keys] for instance_keys in keys]
+        return [[self._answers[k] for k in instance_keys] for instance_keys in keys]
+
+    def _chunks(self, groups: list[list[Pending]]) -> list[list[Pending]]:
+        chunks: list[list[Pending]] = [[]]
+        for group in groups:
+            if chunks[-1] and len(chunks[-1]) + len(group) > self.chunk_size:
+                chunks.append([])
+            chunks[-1].extend(group)
+        return [c for c in chunks if c]
+
+    def _answer(self, request_type: str, chunk: list[Pending]) -> None:
+        """Answer a chunk from the cache where it can, else from the backend, and cache what is new."""
+        stored = self.cache.get([k for k, _ in chunk], request_type) if self.cache else {}
+        todo = [(k, i) for k, i in chunk if k not in stored]
+        for key, value in stored.items():
+            self._answers[key] = Outcome(value=value)
+        self.counts.cached += len(stored)
+        if not todo:
+            return
+        outcomes = self._call(request_type, [i for _, i in todo])
+        fresh = []
+        for (key, _), outcome in zip(todo, outcomes, strict=True):
+            self._answers[key] = outcome
+            if outcome.error is None:
+                fresh.append((key, outcome.value))
+        self.counts.computed += len(todo)
+        self.counts.failed += len(todo) - len(fresh)
+        if self.cache is not None:
+            self.cache.put(fresh)
 
     def _call(self, request_type: str, chunk: list[Instance]) -> list[Outcome]:
         method = getattr(self.backend, request_type)
@@ -95,6 +182,10 @@ class Engine:
                 return [Outcome(error=_describe(error))]
         return [self._call(request_type, [instance])[0] for instance in chunk]  # isolate the failures
 
+    def _keys(self, instance: Instance) -> list[str]:
+        """One key per repeat: ``repeats`` copies of a request are distinct draws, not duplicates."""
+        return [request_key(instance, r, self.seed) for r in range(instance.repeats or 1)]
+
     def count(self, instances: Sequence[Instance]) -> int:
-        """How many backend requests ``run`` will make for these instances."""
-        return len({key for i in instances for key in _keys(i)} - self._answers.keys())
+        """How many requests ``run`` will answer for these instances (from the backend or the cache)."""
+        return len({key for i in instances for key in self._keys(i)} - self._answers.keys())

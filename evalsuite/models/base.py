@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from evalsuite.config import ModelConfig
 from evalsuite.registry import Registry
+from evalsuite.store import Store
 
 Architecture = Literal["dense", "moe", "ssm", "hybrid", "unknown"]
 
@@ -62,6 +63,7 @@ class Telemetry:
     scoring_seconds: float
     generated_tokens: int
     generation_seconds: float
+    oom_backoffs: int = 0  # times the batch size was halved after running out of GPU memory
     routing: RoutingStats | None = None
 
     @property
@@ -80,6 +82,7 @@ class LoadContext:
     cache_dir: Path
     seed: int
     progress: Callable[[str], None] = field(default=lambda message: None)
+    store: Store | None = None  # the persistent cache, when the run keeps one
 
 
 class Backend(LM, ABC):  # type: ignore[misc]  # lm-eval's LM is untyped
@@ -118,3 +121,9 @@ class TokenDistributions(Protocol):
 
 BackendFactory = Callable[[ModelConfig, LoadContext], Backend]
 BACKENDS: Registry[BackendFactory] = Registry("backend")
+
+BackendIdentity = Callable[[ModelConfig, LoadContext], str]
+IDENTITIES: Registry[BackendIdentity] = Registry("backend identity")
+"""Backends that can name their model before loading it (weights hash, dtype, quantization, library
+versions: everything that changes an answer) register that here; the engine caches their answers under
+that name, and a run whose answers are all cached never loads the model."""

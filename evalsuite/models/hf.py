@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import inspect
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -26,31 +27,48 @@ from numpy.typing import NDArray
 
 from evalsuite.config import ModelConfig
 from evalsuite.errors import BackendError
-from evalsuite.models import quantize, sources
-from evalsuite.models.base import BACKENDS, Architecture, Backend, LoadContext, ModelInfo, Telemetry
-from evalsuite.models.telemetry import Meter, RoutingMeter
+from evalsuite.models import prefix, quantize, sources
+from evalsuite.models.base import (
+    BACKENDS,
+    IDENTITIES,
+    Architecture,
+    Backend,
+    LoadContext,
+    ModelInfo,
+    Telemetry,
+)
+from evalsuite.models.telemetry import Meter, RouterCapture, RoutingMeter
 
 TokenRequest = tuple[Any, list[int], list[int]]  # (cache key, context tokens, continuation tokens)
 SSM_TYPES = ("mamba", "mamba2", "falcon_mamba")
 HYBRID_TYPES = ("jamba", "zamba", "zamba2", "bamba", "granitemoehybrid")
+T = TypeVar("T")
 
 
 class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
     """A loaded transformers model. Build it with :func:`load`."""
 
-    def __init__(self, config: ModelConfig, model: Any, tokenizer: Any, info: ModelInfo) -> None:
+    def __init__(
+        self, config: ModelConfig, model: Any, tokenizer: Any, info: ModelInfo, seed: int = 0
+    ) -> None:
         super().__init__()
         self.config = config
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
+        self.seed = seed
         self.torch_device = next(model.parameters()).device
         self.max_length = info.max_length or 2048
         self.is_moe = info.architecture == "moe"
         self.is_ssm = info.architecture in ("ssm", "hybrid")
+        self.batch_rows = (
+            auto_batch_rows(self.torch_device) if config.batch_size == "auto" else config.batch_size
+        )
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.meter = Meter(self.torch_device)
-        if self.is_moe and info.num_experts and info.experts_per_token:
-            layers = int(getattr(model.config, "num_hidden_layers", 0))
+        self.routing = RouterCapture(model, info.num_experts if self.is_moe else None)
+        if self.routing.gates and info.num_experts and info.experts_per_token:
+            layers = len(self.routing.gates)
             self.meter.routing = RoutingMeter(layers, info.num_experts, info.experts_per_token)
 
     # -- lm-eval's tokenization hooks -------------------------------------------------------------
@@ -75,18 +93,126 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
 
     # -- scoring ----------------------------------------------------------------------------------
     def _loglikelihood_tokens(self, requests: list[TokenRequest], **kwargs: Any) -> list[tuple[float, bool]]:
-        results: list[tuple[float, bool]] = []
-        bs = self.config.batch_size
-        for start in range(0, len(requests), bs):
-            results.extend(self._score_batch(requests[start : start + bs]))
+        """Score each continuation after its context. Shared contexts run once (``models/prefix.py``)
+        unless ``share_prefix`` is off or the model is a hybrid, whose mixed caches we do not split."""
+        pairs = [(list(context), list(continuation)) for _, context, continuation in requests]
+        if any(not continuation for _, continuation in pairs):
+            raise BackendError("empty continuation: nothing to score")
+        results: list[tuple[float, bool]] = [(0.0, False)] * len(pairs)
+        if not self.config.share_prefix or self.info.architecture == "hybrid":
+            alone = list(range(len(pairs)))
+        else:
+            rows, alone = prefix.pack(pairs, self.max_length)
+            if self.is_ssm:  # stepping is sequential: worth it only when there is a context to share
+                for row in rows:
+                    if len(row.context) > 1:
+                        self._score_recurrent(row, results)
+                    else:
+                        alone.extend(m.index for m in row.members)
+            else:
+                self._batched(rows, lambda batch: self._score_packed(batch, results))
+        singles = [(i, pairs[i]) for i in sorted(alone, key=lambda i: -sum(map(len, pairs[i])))]
+        self._batched(singles, lambda batch: self._score_alone(batch, results))
         return results
 
+    def _batched(self, items: Sequence[T], score: Callable[[Sequence[T]], None]) -> None:
+        """``score`` over consecutive batches; on a CUDA out-of-memory error the batch size is halved
+        (for the rest of the run) and the batch retried."""
+        start = 0
+        while start < len(items):
+            batch = items[start : start + self.batch_rows]
+            try:
+                score(batch)
+            except torch.OutOfMemoryError:
+                if self.torch_device.type != "cuda" or len(batch) == 1:
+                    raise
+                torch.cuda.empty_cache()
+                self.batch_rows = max(1, len(batch) // 2)
+                self.meter.oom_backoffs += 1
+                continue
+            start += len(batch)
+
     @torch.inference_mode()
-    def _score_batch(self, batch: Sequence[TokenRequest]) -> list[tuple[float, bool]]:
+    def _score_packed(self, rows: Sequence[prefix.Row], results: list[tuple[float, bool]]) -> None:
+        packed = prefix.packed_batch(rows, self._pad_id())
+        columns = prefix.kept_columns(packed)
+        device = self.torch_device
+        with self.meter.scoring(int(packed.real.sum())):
+            logits = self._forward(
+                packed.ids.to(device),
+                packed.real.to(device),
+                attention=packed.attention_mask(self._activation_dtype()).to(device),
+                positions=packed.positions.to(device),
+                keep=columns.to(device) if self._keeps_logits else None,
+            )  # (batch, columns or width, vocab)
+        where = torch.full((packed.ids.shape[1],), -1, dtype=torch.long)
+        where[columns] = torch.arange(len(columns)) if self._keeps_logits else columns
+        members = [m for row in rows for m in row.members]
+        row_index = torch.tensor([b for b, cols in packed.predicting for _ in cols], device=device)
+        column = where[torch.tensor([c for _, cols in packed.predicting for c in cols])].to(device)
+        targets = [t for m in members for t in m.continuation]
+        self._collect(logits[row_index, column], targets, [m.index for m in members], members, results)
+
+    def _collect(
+        self,
+        logits: torch.Tensor,
+        targets: list[int],
+        indices: list[int],
+        members: Sequence[prefix.Member],
+        results: list[tuple[float, bool]],
+    ) -> None:
+        """Log-probability sums and greedy flags from the logits predicting each member's tokens, in order."""
+        logprobs = F.log_softmax(logits.float(), dim=-1)  # (tokens, vocab)
+        wanted = torch.tensor(targets, device=logprobs.device)
+        chosen = logprobs.gather(1, wanted[:, None])[:, 0].double().cpu()
+        greedy = (logprobs.argmax(dim=-1) == wanted).cpu()
+        start = 0
+        for index, member in zip(indices, members, strict=True):
+            end = start + len(member.continuation)
+            results[index] = (float(chosen[start:end].sum()), bool(greedy[start:end].all()))
+            start = end
+
+    @torch.inference_mode()
+    def _score_recurrent(self, row: prefix.Row, results: list[tuple[float, bool]]) -> None:
+        """SSMs: run the context once, copy its recurrent state to one row per continuation, and step
+        the continuations through it token by token (transformers' Mamba caches decode one token at a
+        time). A continuation's last token is never fed, as in the packed path."""
+        device, n = self.torch_device, len(row.members)
+        longest = max(len(m.continuation) for m in row.members)
+        with self.meter.scoring(len(row.context) + n * (longest - 1)):
+            out = self.model(input_ids=torch.tensor([row.context], device=device), use_cache=True)
+            steps = [out.logits[:, -1].expand(n, -1)]  # the first token of every continuation
+            if longest > 1:
+                prefix.expand_state(out.cache_params, n)
+                fed = torch.full((n, longest - 1), self._pad_id(), dtype=torch.long)
+                for i, member in enumerate(row.members):
+                    fed[i, : len(member.continuation) - 1] = torch.tensor(member.continuation[:-1])
+                # transformers' Mamba caches read cache_position only to tell decoding from prefill and
+                # clamp it to the convolution window; generate() counts from the kernel size, as here
+                start = max(len(row.context), int(getattr(self.model.config, "conv_kernel", 4)))
+                for t in range(longest - 1):
+                    step = self.model(
+                        input_ids=fed[:, t : t + 1].to(device),
+                        cache_params=out.cache_params,
+                        use_cache=True,
+                        cache_position=torch.tensor([start + t], device=device),
+                    )
+                    steps.append(step.logits[:, -1])
+        logits = torch.stack(steps, dim=1)  # (continuations, longest, vocab)
+        rows_, cols = zip(
+            *((i, t) for i, m in enumerate(row.members) for t in range(len(m.continuation))), strict=True
+        )
+        targets = [t for m in row.members for t in m.continuation]
+        selected = logits[torch.tensor(rows_), torch.tensor(cols)]
+        self._collect(selected, targets, [m.index for m in row.members], row.members, results)
+
+    @torch.inference_mode()
+    def _score_alone(
+        self, batch: Sequence[tuple[int, prefix.Pair]], results: list[tuple[float, bool]]
+    ) -> None:
+        """One full sequence per request, truncated on the left to the model's length, as lm-eval does."""
         rows, spans = [], []
-        for _, context, continuation in batch:
-            if not continuation:
-                raise BackendError("empty continuation: nothing to score")
+        for _, (context, continuation) in batch:
             whole = (context + continuation)[-(self.max_length + 1) :]
             inputs = whole[:-1]
             n_cont = min(len(continuation), len(inputs))
@@ -100,48 +226,65 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
             mask[i, : len(row)] = 1
         with self.meter.scoring(int(mask.sum())):
             logits = self._forward(ids.to(self.torch_device), mask.to(self.torch_device))
-        out = []
-        for i, (start, end, target) in enumerate(spans):
-            logprobs = F.log_softmax(logits[i, start:end].float(), dim=-1)  # (n_cont, vocab)
-            wanted = torch.tensor(target, device=logprobs.device)
-            total = float(logprobs.gather(1, wanted[:, None]).sum())
-            greedy = bool((logprobs.argmax(dim=-1) == wanted).all())
-            out.append((total, greedy))
-        return out
+        members = [
+            prefix.Member(index, tuple(target))
+            for (index, _), (_, _, target) in zip(batch, spans, strict=True)
+        ]
+        row_index = torch.tensor([i for i, (s, e, _) in enumerate(spans) for _ in range(s, e)])
+        column = torch.tensor([c for s, e, _ in spans for c in range(s, e)])
+        targets = [t for _, _, target in spans for t in target]
+        self._collect(logits[row_index, column], targets, [m.index for m in members], members, results)
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        kwargs: dict[str, Any] = {} if self.is_ssm else {"attention_mask": mask}
-        if self.meter.routing is not None:
-            kwargs["output_router_logits"] = True
-        output = self.model(input_ids=ids, **kwargs)
-        if self.meter.routing is not None and getattr(output, "router_logits", None) is not None:
-            self.meter.routing.add(output.router_logits, mask)
-        return output.logits  # type: ignore[no-any-return]  # (batch, seq, vocab)
+    def _forward(
+        self,
+        ids: torch.Tensor,
+        real: torch.Tensor,
+        attention: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits (batch, seq or kept columns, vocab). ``real`` marks tokens (1) and padding (0);
+        ``attention`` overrides the padding mask with a 4-D one."""
+        kwargs: dict[str, Any] = {}
+        if not self.is_ssm:
+            kwargs["attention_mask"] = real if attention is None else attention
+        if positions is not None:
+            kwargs["position_ids"] = positions
+        if keep is not None:
+            kwargs["logits_to_keep"] = keep
+        with self.routing.capture() as router_logits:
+            output = self.model(input_ids=ids, **kwargs)
+        if self.meter.routing is not None and router_logits:
+            self.meter.routing.add(router_logits, real)
+        return output.logits  # type: ignore[no-any-return]
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
-        """Perplexity-style scoring with lm-eval's disjoint rolling windows."""
-        out = []
-        for request in requests:
+        """Perplexity-style scoring with lm-eval's disjoint rolling windows; the windows of every
+        document are scored together, so short documents share rows and batches."""
+        windows: list[TokenRequest] = []
+        owners: list[int] = []
+        for owner, request in enumerate(requests):
             (text,) = request.args
-            windows = [
-                (None, *make_disjoint_window(w))
-                for w in get_rolling_token_windows(
-                    token_list=self.tok_encode(text),
-                    prefix_token=self.prefix_token_id,
-                    max_seq_len=self.max_length,
-                    context_len=1,
-                )
-            ]
-            out.append(sum(score for score, _ in self._loglikelihood_tokens(windows)))
-        return out
+            for window in get_rolling_token_windows(
+                token_list=self.tok_encode(text),
+                prefix_token=self.prefix_token_id,
+                max_seq_len=self.max_length,
+                context_len=1,
+            ):
+                windows.append((None, *make_disjoint_window(window)))
+                owners.append(owner)
+        totals = [0.0] * len(requests)
+        for owner, (score, _) in zip(owners, self._loglikelihood_tokens(windows), strict=True):
+            totals[owner] += score
+        return totals
 
     # -- generation -------------------------------------------------------------------------------
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         # SSMs cannot ignore left padding, so they generate one prompt at a time
-        bs = 1 if self.is_ssm else self.config.batch_size
+        if self.is_ssm:
+            return [text for r in requests for text in self._generate_batch([r.args])]
         out: list[str] = []
-        for start in range(0, len(requests), bs):
-            out.extend(self._generate_batch([r.args for r in requests[start : start + bs]]))
+        self._batched([r.args for r in requests], lambda batch: out.extend(self._generate_batch(batch)))
         return out
 
     @torch.inference_mode()
@@ -160,6 +303,9 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
             ids[i, width - len(row) :] = torch.tensor(row)
             mask[i, width - len(row) :] = 1
         stopping = stop_sequences_criteria(self.tokenizer, until, width, len(encoded))
+        if options["do_sample"]:  # seeded by the batch itself: a resumed run draws the same samples
+            digest = hashlib.sha256(json.dumps([self.seed, batch], default=str).encode()).digest()
+            torch.manual_seed(int.from_bytes(digest[:8], "little"))
         with self.meter.generating():
             generated = self.model.generate(
                 input_ids=ids.to(self.torch_device),
@@ -199,6 +345,10 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
         options.update(settings)
         return until, options
 
+    def _activation_dtype(self) -> torch.dtype:
+        dtype = getattr(self.model, "dtype", torch.float32)
+        return dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point else torch.float32
+
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return int(pad if pad is not None else self.eot_token_id)
@@ -231,8 +381,8 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
         """(tokens, vocab) float32 log-probabilities of the next token at each of the first tokens."""
         encoded = [self.tok_encode(text)[: min(max_tokens, self.max_length)] for text in texts]
         out: list[torch.Tensor] = []
-        for start in range(0, len(encoded), self.config.batch_size):
-            rows = encoded[start : start + self.config.batch_size]
+        for start in range(0, len(encoded), self.batch_rows):
+            rows = encoded[start : start + self.batch_rows]
             width = max(len(r) for r in rows)
             ids = torch.full((len(rows), width), self._pad_id(), dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -262,6 +412,12 @@ def resolve_dtype(config: ModelConfig) -> torch.dtype:
         cuda = config.device != "cpu" and torch.cuda.is_available()
         return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[config.dtype]
+
+
+def auto_batch_rows(device: torch.device) -> int:
+    """``batch_size: auto``: a large first guess on GPU, halved on out-of-memory; 8 on CPU, where larger
+    batches do not run faster."""
+    return 64 if device.type == "cuda" else 8
 
 
 def resolve_device(config: ModelConfig) -> torch.device:
@@ -335,10 +491,33 @@ def load(config: ModelConfig, context: LoadContext) -> HFBackend:
         dtype=str(dtype).removeprefix("torch."),
         quantization=config.quantization,
         weight_memory_bytes=quantize.weight_memory_bytes(model),
-        fingerprint=sources.fingerprint(location, config),
+        fingerprint=sources.fingerprint(location, config, store=context.store),
         device=str(next(model.parameters()).device),
         max_length=config.max_length or resolve_max_length(model.config, tokenizer),
         num_experts=experts,
         experts_per_token=top_k,
     )
-    return HFBackend(config, model, tokenizer, info)
+    return HFBackend(config, model, tokenizer, info, context.seed)
+
+
+SCORING_VERSION = 2  # raise when a change here alters answers beyond float noise: old cache entries retire
+LIBRARIES = ("torch", "transformers", "tokenizers", "torchao", "bitsandbytes")
+
+
+@IDENTITIES.register("hf")
+def identity(config: ModelConfig, context: LoadContext) -> str:
+    """Everything that changes an answer, known without loading the model: the weights and tokenizer
+    files (hashed once, then remembered by size and time), dtype, quantization, device type, length and
+    BOS settings, generation defaults and the library versions."""
+    location = sources.checkpoint_location(config, context)
+    parts = {
+        "fingerprint": sources.fingerprint(location, config, store=context.store),
+        "device": resolve_device(config).type,
+        "max_length": config.max_length,
+        "add_bos_token": config.add_bos_token,
+        "trust_remote_code": config.trust_remote_code,
+        "generation": config.generation.model_dump(mode="json"),
+        "versions": {name: sources.version(name) for name in LIBRARIES},
+        "scoring": SCORING_VERSION,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]

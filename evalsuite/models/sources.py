@@ -17,6 +17,7 @@ from pathlib import Path
 from evalsuite.config import ModelConfig
 from evalsuite.errors import BackendError, ConfigError
 from evalsuite.models.base import LoadContext
+from evalsuite.store import Store
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 HASHED_FILES = ("config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json")
@@ -58,7 +59,18 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def weights_digest(folder: Path) -> str:
+def file_digest(path: Path, store: Store | None) -> str:
+    """sha256 of a file, remembered in the store by path, size and modification time."""
+    known = store.digest(path) if store is not None else None
+    if known is not None:
+        return known
+    digest = sha256_file(path)
+    if store is not None:
+        store.put_digest(path, digest)
+    return digest
+
+
+def weights_digest(folder: Path, store: Store | None = None) -> str:
     """sha256 over a checkpoint's weight, config and tokenizer files (names and contents)."""
     digest = hashlib.sha256()
     files = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES or p.name in HASHED_FILES)
@@ -66,13 +78,13 @@ def weights_digest(folder: Path) -> str:
         raise BackendError(f"{folder} holds no weight files")
     for path in files:
         digest.update(path.name.encode())
-        digest.update(sha256_file(path).encode())
+        digest.update(file_digest(path, store).encode())
     return digest.hexdigest()
 
 
 def convert_gguf(gguf: Path, context: LoadContext) -> Path:
     """Dequantize a GGUF file into a cached float32 checkpoint folder (once) and return the folder."""
-    target = context.cache_dir / "gguf" / sha256_file(gguf)[:32]
+    target = context.cache_dir / "gguf" / file_digest(gguf, context.store)[:32]
     if (target / "config.json").is_file():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -104,9 +116,18 @@ def checkpoint_location(config: ModelConfig, context: LoadContext) -> str:
     return config.path
 
 
-def fingerprint(location: str, config: ModelConfig, extra: str = "") -> str:
+def fingerprint(location: str, config: ModelConfig, extra: str = "", store: Store | None = None) -> str:
     """Identify exactly what was evaluated: weights, revision, dtype, quantization, backend."""
     folder = Path(location)
-    weights = weights_digest(folder) if folder.is_dir() else f"hub:{location}@{config.revision or 'main'}"
+    weights = (
+        weights_digest(folder, store) if folder.is_dir() else f"hub:{location}@{config.revision or 'main'}"
+    )
     parts = [config.backend, weights, config.dtype, config.quantization, extra]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None

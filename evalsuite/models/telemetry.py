@@ -48,6 +48,36 @@ class RoutingMeter:
         )
 
 
+class RouterCapture:
+    """Router logits of an MoE model, read by forward hooks on its gate layers.
+
+    Hooks rather than ``output_router_logits``: with that flag transformers also computes the auxiliary
+    balancing loss from the attention mask, which fails on the 4-D masks of shared-prefix scoring.
+    A gate is a linear layer named ``...gate`` with one output per expert (Mixtral, Qwen2-MoE, OLMoE).
+    """
+
+    def __init__(self, model: torch.nn.Module, experts: int | None) -> None:
+        self.gates = [
+            module
+            for name, module in model.named_modules()
+            if experts and name.endswith(".gate") and getattr(module, "out_features", None) == experts
+        ]
+
+    @contextmanager
+    def capture(self) -> Iterator[list[torch.Tensor]]:
+        """Within the block, each forward appends per layer (tokens, experts) router logits."""
+        captured: list[torch.Tensor] = []
+        handles = [
+            gate.register_forward_hook(lambda module, args, output: captured.append(output.detach()))
+            for gate in self.gates
+        ]
+        try:
+            yield captured
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
 class Meter:
     """Token counts and wall time per kind of work, and the peak memory seen while working."""
 
@@ -58,6 +88,7 @@ class Meter:
         self.generated_tokens = 0
         self.generation_seconds = 0.0
         self.peak_rss = 0
+        self.oom_backoffs = 0
         self.routing: RoutingMeter | None = None
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -93,5 +124,6 @@ class Meter:
             scoring_seconds=self.scoring_seconds,
             generated_tokens=self.generated_tokens,
             generation_seconds=self.generation_seconds,
+            oom_backoffs=self.oom_backoffs,
             routing=self.routing.stats() if self.routing else None,
         )

@@ -86,9 +86,17 @@ def test_a_failing_request_is_isolated_as_an_error() -> None:
 
 def test_progress_counts_every_unique_request_in_chunks() -> None:
     done: list[int] = []
-    requests = [ll("q", " " + "x" * i) for i in range(10)]
+    requests = [ll(f"q{i}", " " + "x" * i) for i in range(10)]
     Engine(CountingBackend(), chunk_size=4).run(requests, done.append)
     assert done == [4, 4, 2]
+
+
+def test_the_continuations_of_one_context_stay_in_one_chunk() -> None:
+    backend = CountingBackend()
+    requests = [ll("short", " a"), *(ll("a longer context", f" {c}") for c in "abcde"), ll("s", " b")]
+    Engine(backend, chunk_size=4).run(requests)
+    assert [len(call) for call in backend.calls] == [5, 2]  # the five answers of one question together
+    assert {args[0] for args in backend.calls[0]} == {"a longer context"}
 
 
 def test_longest_requests_go_first() -> None:
