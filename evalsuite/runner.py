@@ -171,6 +171,7 @@ def execute(plan: Plan, progress: Progress) -> RunOutcome:
                     model_config.name, backend.backend() if isinstance(backend, LazyBackend) else backend
                 )
             models[model_config.name] = describe(model_config.backend, model_config.baseline, engine)
+            progress.note(answers_note(model_config.name, engine))
         finally:
             backend.close()
         for base, _ in pairs:
@@ -265,6 +266,14 @@ def describe(backend_name: str, baseline: str | None, engine: Engine) -> dict[st
             "generated_tokens_per_second": telemetry.generated_tokens_per_second,
         },
     }
+
+
+def answers_note(name: str, engine: Engine) -> str:
+    counts = engine.counts
+    note = f"{name}: {counts.computed} answers computed, {counts.cached} from the answer cache"
+    if isinstance(engine.backend, LazyBackend) and not engine.backend.loaded:
+        note += " (model not loaded)"
+    return note
 
 
 def shift_texts(tasks: Sequence[PreparedTask], count: int) -> list[str]:

@@ -179,7 +179,8 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
         time). A continuation's last token is never fed, as in the packed path."""
         device, n = self.torch_device, len(row.members)
         longest = max(len(m.continuation) for m in row.members)
-        with self.meter.scoring(len(row.context) + n * (longest - 1)):
+        fed_tokens = len(row.context) + sum(len(m.continuation) - 1 for m in row.members)
+        with self.meter.scoring(fed_tokens):  # real tokens, as elsewhere; padding steps are not counted
             out = self.model(input_ids=torch.tensor([row.context], device=device), use_cache=True)
             steps = [out.logits[:, -1].expand(n, -1)]  # the first token of every continuation
             if longest > 1:

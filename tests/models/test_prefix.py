@@ -1,0 +1,137 @@
+"""Shared-prefix scoring gives the naive per-request scores, on dense, MoE and SSM models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+import torch
+from lm_eval.api.instance import Instance
+
+from evalsuite.config import ModelConfig
+from evalsuite.models import BACKENDS, LoadContext
+from evalsuite.models.hf import HFBackend
+from evalsuite.models.prefix import Member, Row, pack, packed_batch
+
+# Several answers per question, one-token and long answers, a shared context that is also a prefix of
+# another context, a trailing space that moves into the continuation, and a request too long to share.
+PAIRS = [
+    ("Once upon a time", " there was a little girl"),
+    ("Once upon a time", " x"),
+    ("Once upon a time", " the end of the story came very soon"),
+    ("Once upon a time there", " was a cat"),
+    ("The cat", " sat on the mat."),
+    ("The cat", " ran"),
+    ("Lily liked to play", " outside"),
+    ("A", " very long continuation that has many more tokens than the others in this batch"),
+    ("She said ", "hello"),
+]
+DOCUMENTS = [
+    "Once upon a time there was a cat. " * 40,
+    "Short doc.",
+    "Lily and Ben played in the park all day.",
+]
+ARCHITECTURES = ["llama", "mixtral", "qwen2_moe", "olmoe", "mamba", "mamba2"]
+
+
+def load(path: Path, tmp_path: Path, **settings: object) -> HFBackend:
+    config = ModelConfig.model_validate({"name": "m", "path": str(path), **settings})
+    backend = BACKENDS.get("hf")(config, LoadContext(tmp_path, seed=0))
+    assert isinstance(backend, HFBackend)
+    return backend
+
+
+def score(backend: HFBackend) -> tuple[list[tuple[float, bool]], list[float]]:
+    pairs = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(PAIRS)]
+    rolling = [Instance("loglikelihood_rolling", {}, (text,), i) for i, text in enumerate(DOCUMENTS)]
+    return backend.loglikelihood(pairs, disable_tqdm=True), backend.loglikelihood_rolling(rolling)
+
+
+@pytest.mark.parametrize("kind", ARCHITECTURES)
+def test_shared_prefix_scores_equal_naive_scores(
+    kind: str, tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    shared = load(tiny_model(kind), tmp_path, batch_size=3, max_length=64)
+    naive = load(tiny_model(kind), tmp_path, batch_size=3, max_length=64, share_prefix=False)
+    (shared_ll, shared_rolling), (naive_ll, naive_rolling) = score(shared), score(naive)
+    for (a, greedy_a), (b, greedy_b) in zip(shared_ll, naive_ll, strict=True):
+        assert a == pytest.approx(b, abs=1e-4) and greedy_a == greedy_b
+    assert shared_rolling == pytest.approx(naive_rolling, abs=1e-4)
+    # the shared path ran fewer tokens through the model for the same answers
+    assert shared.telemetry().scored_tokens < naive.telemetry().scored_tokens
+
+
+def test_moe_routing_is_still_measured_with_packed_rows(
+    tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    backend = load(tiny_model("mixtral"), tmp_path)
+    score(backend)
+    routing = backend.telemetry().routing
+    assert routing is not None and routing.tokens == backend.telemetry().scored_tokens
+
+
+def test_requests_of_one_context_share_a_row_and_long_ones_stand_alone() -> None:
+    pairs = [([1, 2, 3], [4, 5]), ([1, 2, 3], [6]), ([9], [7, 7, 7]), ([1, 2], [8] * 10)]
+    rows, alone = pack(pairs, max_length=8)
+    assert alone == [3]  # 2 context + 10 continuation - 1 fed > 8: truncated on its own, like lm-eval
+    assert rows == [
+        Row((1, 2, 3), (Member(0, (4, 5)), Member(1, (6,)))),  # length 3 + 1 + 0
+        Row((9,), (Member(2, (7, 7, 7)),)),  # length 1 + 2
+    ]
+
+
+def test_a_row_is_split_when_its_continuations_exceed_the_length() -> None:
+    pairs = [([1, 2], [3, 3, 3, 3]), ([1, 2], [4, 4, 4, 4]), ([1, 2], [5, 5, 5, 5])]
+    rows, alone = pack(pairs, max_length=8)
+    assert not alone
+    assert [len(r.members) for r in rows] == [2, 1] and all(r.length <= 8 for r in rows)
+
+
+def test_each_continuation_sees_the_context_and_itself_only() -> None:
+    batch = packed_batch([Row((10, 11), (Member(0, (20, 21, 22)), Member(1, (30, 31))))], pad_id=0)
+    assert batch.ids.tolist() == [[10, 11, 20, 21, 30]]
+    assert batch.positions.tolist() == [[0, 1, 2, 3, 2]]  # the second answer restarts after the context
+    allowed = (batch.attention_mask(torch.float32)[0, 0] == 0).int().tolist()
+    assert allowed == [
+        [1, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0],
+        [1, 1, 1, 0, 0],
+        [1, 1, 1, 1, 0],
+        [1, 1, 0, 0, 1],  # the second answer's token never sees the first answer
+    ]
+    # the first token of every answer is predicted at the last context position
+    assert batch.predicting == [(0, [1, 2, 3]), (0, [1, 4])]
+
+
+def test_padding_never_leaves_a_softmax_row_empty() -> None:
+    rows = [Row((1, 2, 3), (Member(0, (4, 5)),)), Row((1,), (Member(1, (2,)),))]
+    mask = packed_batch(rows, pad_id=0).attention_mask(torch.float32)
+    assert bool(((mask == 0).sum(-1) > 0).all())
+
+
+def test_out_of_memory_on_gpu_halves_the_batch_and_retries(
+    tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    backend = load(tiny_model("llama"), tmp_path, batch_size=8)
+    backend.torch_device = torch.device("cuda")  # only the back-off decision reads it here
+    seen: list[int] = []
+
+    def score(batch: Sequence[int]) -> None:
+        if len(batch) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        seen.extend(batch)
+
+    backend._batched(list(range(11)), score)
+    assert seen == list(range(11))  # every item once, in order
+    assert backend.batch_rows == 2 and backend.telemetry().oom_backoffs == 2
+
+
+def test_out_of_memory_on_cpu_is_not_retried(tiny_model: Callable[[str], Path], tmp_path: Path) -> None:
+    backend = load(tiny_model("llama"), tmp_path, batch_size=8)
+
+    def score(batch: Sequence[int]) -> None:
+        raise torch.OutOfMemoryError("out of memory")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        backend._batched([1, 2, 3], score)
