@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from evalsuite.errors import ConfigError
 
 FILENAME = "evalsuite-cache.sqlite"
 SCHEMA_VERSION = 1
+TIMEOUT = 120.0  # seconds a process waits for another's write lock before giving up
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS answers (model TEXT NOT NULL, request BLOB NOT NULL, value TEXT NOT NULL,"
     " PRIMARY KEY (model, request)) WITHOUT ROWID",
@@ -47,9 +49,9 @@ class Store:
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / FILENAME
+        self._db = sqlite3.connect(self.path, timeout=TIMEOUT, isolation_level=None)
         try:
-            self._db = sqlite3.connect(self.path, timeout=120.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._enter_wal_mode()
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
@@ -63,9 +65,23 @@ class Store:
                         self._db.execute(statement)
                     self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as error:
+            self._db.close()
             raise ConfigError(
                 f"cache {self.path} is not usable ({error}); delete it or choose another --cache-dir"
             ) from None
+
+    def _enter_wal_mode(self) -> None:
+        """Switching a new file to WAL needs its write lock, and SQLite does not wait for that lock
+        (waiting could deadlock), so a process opening the file while another creates it retries."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
