@@ -115,7 +115,7 @@ class Run:
         return [
             sys.executable,
             "-m",
-            "evalsuite.cli",  # the `evalsuite` console script's module (evalsuite has no __main__)
+            "evalsuite",
             "run",
             str(self.config),
             "--output-dir",
@@ -141,7 +141,8 @@ class Run:
         assert code == 0, f"evalsuite run exited with {code}:\n{self.log().read_text()[-4000:]}"
 
     def manifest(self) -> dict[str, Any]:
-        return load_json(self.run_dir / "manifest.json")
+        manifest: dict[str, Any] = load_json(self.run_dir / "manifest.json")
+        return manifest
 
     def requests(self) -> dict[str, int]:
         counts: dict[str, int] = self.manifest()["models"]["stories"]["requests"]
