@@ -45,7 +45,7 @@ def main() -> None:
     args = parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    tasks = dict(TASKS)
+    tasks = {name: TASKS.get(name, 100) for name in args.tasks.split(",")}
     if args.limit is not None:
         tasks = {name: args.limit for name in tasks}
     report: dict[str, Any] = {"batch_size": args.batch_size, "device": args.device, "dtype": args.dtype}
@@ -63,6 +63,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "evalsuite")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])

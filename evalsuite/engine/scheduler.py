@@ -100,8 +100,10 @@ def ordered_groups(request_type: str, pending: Sequence[Pending]) -> list[list[P
         if request_type == "generate_until":
             group = json.dumps(args[1], sort_keys=True, default=str)
         groups.setdefault(group, []).append((key, instance))
-    if request_type == "loglikelihood":
-        ordered = sorted(groups.values(), key=lambda g: -max(len(i.args[0]) + len(i.args[1]) for _, i in g))
+    if request_type == "loglikelihood":  # by the length of the row the group becomes: less padding
+        ordered = sorted(
+            groups.values(), key=lambda g: -len(g[0][1].args[0]) - sum(len(i.args[1]) for _, i in g)
+        )
         return [sorted(g, key=lambda item: -len(item[1].args[1])) for g in ordered]
     singles = [[item] for g in groups.values() for item in sorted(g, key=lambda item: -len(item[1].args[0]))]
     return singles
