@@ -162,20 +162,20 @@ def test_a_killed_run_resumes_with_the_chunks_of_an_uninterrupted_run(tmp_path: 
 
     uninterrupted = CountingBackend()
     fresh = Store(tmp_path / "fresh")
-    expected = engine(uninterrupted, fresh, chunk_size=8).run(requests)
+    expected = engine(uninterrupted, fresh, chunk_size=6).run(requests)
     fresh.close()
     assert len(uninterrupted.calls) >= 4  # chunks after the first one to compare
 
     store = Store(tmp_path / "resumed")
     killed = KilledOnSecondCall()
     with pytest.raises(Killed):
-        engine(killed, store, chunk_size=8).run(requests)
+        engine(killed, store, chunk_size=6).run(requests)
     assert killed.calls == uninterrupted.calls[:1]
     first_chunk = len(uninterrupted.calls[0])
     assert store.count(IDENTITY) == first_chunk  # the first chunk was committed, nothing of the second
 
     resumed_backend = CountingBackend()
-    resumed = engine(resumed_backend, store, chunk_size=8)
+    resumed = engine(resumed_backend, store, chunk_size=6)
     outcomes = resumed.run(requests)
     store.close()
     assert resumed_backend.calls == uninterrupted.calls[1:]  # the very same batches, in the same order
