@@ -100,13 +100,33 @@ def ordered_groups(request_type: str, pending: Sequence[Pending]) -> list[list[P
         if request_type == "generate_until":
             group = json.dumps(args[1], sort_keys=True, default=str)
         groups.setdefault(group, []).append((key, instance))
-    if request_type == "loglikelihood":  # by the length of the row the group becomes: less padding
-        ordered = sorted(
-            groups.values(), key=lambda g: -len(g[0][1].args[0]) - sum(len(i.args[1]) for _, i in g)
-        )
+    if request_type == "loglikelihood":
+        ordered = sorted(groups.values(), key=_row_order(groups))
         return [sorted(g, key=lambda item: -len(item[1].args[1])) for g in ordered]
     singles = [[item] for g in groups.values() for item in sorted(g, key=lambda item: -len(item[1].args[0]))]
     return singles
+
+
+SIGNATURE = 128  # characters: questions whose contexts start alike are scored side by side
+
+
+def _row_order(groups: dict[str, list[Pending]]) -> Callable[[list[Pending]], tuple[str, int]]:
+    """Sort key for a question's requests: questions that share the start of their context (few-shot
+    examples, an instruction, a passage) side by side, so the backend can run the shared part once; the
+    others, and the questions within each such cluster, longest row first, so batches need little
+    padding."""
+    starts: dict[str, int] = {}
+    for context in groups:
+        starts[context[:SIGNATURE]] = starts.get(context[:SIGNATURE], 0) + 1
+
+    def key(group: list[Pending]) -> tuple[str, int]:
+        context = group[0][1].args[0]
+        signature = (
+            context[:SIGNATURE] if len(context) > SIGNATURE and starts[context[:SIGNATURE]] > 1 else ""
+        )
+        return signature, -len(context) - sum(len(i.args[1]) for _, i in group)
+
+    return key
 
 
 class Engine:
@@ -116,7 +136,7 @@ class Engine:
     def __init__(
         self,
         backend: Backend,
-        chunk_size: int = 64,
+        chunk_size: int = 128,
         cache: AnswerCache | None = None,
         seed: int | None = None,
     ) -> None:

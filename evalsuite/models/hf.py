@@ -43,6 +43,20 @@ TokenRequest = tuple[Any, list[int], list[int]]  # (cache key, context tokens, c
 SSM_TYPES = ("mamba", "mamba2", "falcon_mamba")
 HYBRID_TYPES = ("jamba", "zamba", "zamba2", "bamba", "granitemoehybrid")
 T = TypeVar("T")
+# Causal LMs whose logits are exactly the output layer applied to the decoder's last hidden states (no
+# soft-capping or scaling in between): for them the output layer runs only at the scored positions.
+PLAIN_HEAD = (
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
+    "olmo",
+    "olmo2",
+    "olmoe",
+)
 
 
 class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
@@ -65,6 +79,7 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
             auto_batch_rows(self.torch_device) if config.batch_size == "auto" else config.batch_size
         )
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self._plain_head = info.model_type in PLAIN_HEAD and hasattr(model, "get_decoder")
         self.meter = Meter(self.torch_device)
         self.routing = RouterCapture(model, info.num_experts if self.is_moe else None)
         if self.routing.gates and info.num_experts and info.experts_per_token:
@@ -102,7 +117,7 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
         if not self.config.share_prefix or self.info.architecture == "hybrid":
             alone = list(range(len(pairs)))
         else:
-            rows, alone = prefix.pack(pairs, self.max_length)
+            rows, alone = prefix.pack(pairs, self.max_length, merge=not self.is_ssm)
             if self.is_ssm:  # stepping is sequential: worth it only when there is a context to share
                 for row in rows:
                     if len(row.context) > 1:
@@ -135,23 +150,20 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
     @torch.inference_mode()
     def _score_packed(self, rows: Sequence[prefix.Row], results: list[tuple[float, bool]]) -> None:
         packed = prefix.packed_batch(rows, self._pad_id())
-        columns = prefix.kept_columns(packed)
         device = self.torch_device
+        members = [m for row in rows for m in row.members]
+        rows_index = torch.tensor([b for b, cols in packed.predicting for _ in cols])
+        positions = torch.tensor([c for _, cols in packed.predicting for c in cols])
         with self.meter.scoring(int(packed.real.sum())):
             logits = self._forward(
                 packed.ids.to(device),
                 packed.real.to(device),
                 attention=packed.attention_mask(self._activation_dtype()).to(device),
                 positions=packed.positions.to(device),
-                keep=columns.to(device) if self._keeps_logits else None,
-            )  # (batch, columns or width, vocab)
-        where = torch.full((packed.ids.shape[1],), -1, dtype=torch.long)
-        where[columns] = torch.arange(len(columns)) if self._keeps_logits else columns
-        members = [m for row in rows for m in row.members]
-        row_index = torch.tensor([b for b, cols in packed.predicting for _ in cols], device=device)
-        column = where[torch.tensor([c for _, cols in packed.predicting for c in cols])].to(device)
+                select=(rows_index, positions),
+            )  # (scored tokens, vocab)
         targets = [t for m in members for t in m.continuation]
-        self._collect(logits[row_index, column], targets, [m.index for m in members], members, results)
+        self._collect(logits, targets, [m.index for m in members], members, results)
 
     def _collect(
         self,
@@ -225,16 +237,18 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
         for i, row in enumerate(rows):  # right padding: real tokens never see a pad
             ids[i, : len(row)] = torch.tensor(row)
             mask[i, : len(row)] = 1
+        row_index = torch.tensor([i for i, (s, e, _) in enumerate(spans) for _ in range(s, e)])
+        column = torch.tensor([c for s, e, _ in spans for c in range(s, e)])
         with self.meter.scoring(int(mask.sum())):
-            logits = self._forward(ids.to(self.torch_device), mask.to(self.torch_device))
+            logits = self._forward(
+                ids.to(self.torch_device), mask.to(self.torch_device), select=(row_index, column)
+            )
         members = [
             prefix.Member(index, tuple(target))
             for (index, _), (_, _, target) in zip(batch, spans, strict=True)
         ]
-        row_index = torch.tensor([i for i, (s, e, _) in enumerate(spans) for _ in range(s, e)])
-        column = torch.tensor([c for s, e, _ in spans for c in range(s, e)])
         targets = [t for _, _, target in spans for t in target]
-        self._collect(logits[row_index, column], targets, [m.index for m in members], members, results)
+        self._collect(logits, targets, [m.index for m in members], members, results)
 
     def _forward(
         self,
@@ -242,22 +256,31 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
         real: torch.Tensor,
         attention: torch.Tensor | None = None,
         positions: torch.Tensor | None = None,
-        keep: torch.Tensor | None = None,
+        select: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Logits (batch, seq or kept columns, vocab). ``real`` marks tokens (1) and padding (0);
-        ``attention`` overrides the padding mask with a 4-D one."""
+        """Logits (batch, seq, vocab), or (selected, vocab) at the (row, position) pairs of ``select``,
+        where the output layer then runs only. ``real`` marks tokens (1) and padding (0); ``attention``
+        overrides the padding mask with a 4-D one."""
         kwargs: dict[str, Any] = {}
         if not self.is_ssm:
             kwargs["attention_mask"] = real if attention is None else attention
         if positions is not None:
             kwargs["position_ids"] = positions
-        if keep is not None:
-            kwargs["logits_to_keep"] = keep
         with self.routing.capture() as router_logits:
-            output = self.model(input_ids=ids, **kwargs)
+            if select is not None and self._plain_head:  # the decoder, then the head where needed
+                hidden = self.model.get_decoder()(input_ids=ids, **kwargs).last_hidden_state
+                logits = self.model.get_output_embeddings()(hidden[select[0], select[1].to(hidden.device)])
+            elif select is not None and self._keeps_logits:  # the head at every position any row needs
+                columns = torch.unique(select[1])  # sorted
+                kept = self.model(input_ids=ids, logits_to_keep=columns.to(ids.device), **kwargs).logits
+                logits = kept[select[0], torch.searchsorted(columns, select[1]).to(kept.device)]
+            else:
+                logits = self.model(input_ids=ids, **kwargs).logits
+                if select is not None:
+                    logits = logits[select[0], select[1].to(logits.device)]
         if self.meter.routing is not None and router_logits:
             self.meter.routing.add(router_logits, real)
-        return output.logits  # type: ignore[no-any-return]
+        return logits  # type: ignore[no-any-return]
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
         """Perplexity-style scoring with lm-eval's disjoint rolling windows; the windows of every

@@ -1,78 +1,134 @@
-"""Shared-prefix scoring: run each context once and score every continuation that follows it.
+"""Shared-prefix scoring: run each shared prefix once and score every continuation that follows it.
 
 A multiple-choice question with four answers is four requests with one context. Scoring them one by one
-(as lm-eval's ``hf`` model does for answers longer than one token) runs the context four times. Here the
-requests of one context become one *row*::
+(as lm-eval's ``hf`` model does for answers longer than one token) runs the context four times, and
+few-shot prompts repeat the same examples before every question. Here the requests of a chunk become
+rows that are *prefix trees*: every distinct prefix of the requests' inputs is one token of a row::
 
-    tokens     c0 c1 c2 c3 | a0 a1 | b0 b1 b2
-    positions   0  1  2  3 |  4  5 |  4  5  6
-    segment     0  0  0  0 |  1  1 |  2  2  2
+    tokens     q0 q1 q2 q3 a0 a1 b0 b1 b2 r0 r1
+    parent     -1  0  1  2  3  4  3  6  7  1  9     (question 1: q0-q3; question 2 shares q0 q1)
+    position    0  1  2  3  4  5  4  5  6  2  3     (depth in the tree)
 
-with an attention mask that lets every token see the context and the earlier tokens of its own segment
-only (causal within the context, causal within a segment, never across segments). Each answer
-therefore sees exactly what it would see alone after the context: same tokens, same positions. The
-first answer token is predicted from the last context position (shared by all answers, which makes
-one-token answers free); answer token t from answer token t-1. The last token of an answer is never
-fed in, as in lm-eval. The keys and values of the context are computed once and attended by every
-answer, which is what a key/value cache would give, in one forward pass and without copying caches.
+with an attention mask that lets each token see exactly its ancestors and itself. Every request therefore
+sees what it would see alone (same tokens, same positions) while each shared prefix is computed once:
+the answers of one question, and the few-shot examples or instructions that several questions share. The
+first token of an answer is predicted at its context's last token (which makes one-token answers free),
+answer token t at answer token t-1; the last token of an answer is never fed, as in lm-eval. A context
+and an answer that do not fit in ``max_length`` are scored alone, truncated on the left like lm-eval.
 
-State-space models have no attention mask to shape; for them ``hf.py`` runs the context once, copies
-its recurrent state to one row per answer and steps the answers through it (see ``expand_state``).
+A question joins the row being built when it shares its whole context, or at least ``MIN_SHARED`` tokens,
+with the row, and the row stays within ``ROW_BUDGET`` tokens: attention over a row costs its length
+squared, so unrelated questions get rows of their own.
+
+State-space models have no attention mask to shape; for them ``hf.py`` runs a context once, copies its
+recurrent state to one row per answer and steps the answers through it (``expand_state``); their rows
+are built with ``merge=False``, one context each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 Pair = tuple[list[int], list[int]]  # (context tokens, continuation tokens)
+MIN_SHARED = 16  # tokens a question must share with a row to join it, unless it shares its whole context
+ROW_BUDGET = 1024  # tokens per row (or the longest single request, if longer)
 
 
 @dataclass(frozen=True)
 class Member:
-    """One request in a row: its index in the caller's list and its continuation tokens."""
+    """One request in a row: its index in the caller's list, its continuation tokens, and the row
+    positions whose logits predict each of them."""
 
     index: int
     continuation: tuple[int, ...]
+    context_length: int = 0
+    predicting: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class Row:
-    """One context and the continuations scored after it in a single sequence."""
+    """A prefix tree of requests laid out as one sequence: each token follows its parent."""
 
-    context: tuple[int, ...]
+    tokens: tuple[int, ...]
+    parents: tuple[int, ...]  # position of each token's parent in the row, -1 for a root
     members: tuple[Member, ...]
 
     @property
     def length(self) -> int:
-        return len(self.context) + sum(len(m.continuation) - 1 for m in self.members)
+        return len(self.tokens)
+
+    @property
+    def context(self) -> tuple[int, ...]:
+        """The context of a row built with ``merge=False`` (one context, laid out first)."""
+        return self.tokens[: self.members[0].context_length]
+
+    def depths(self) -> list[int]:
+        depth: list[int] = []
+        for parent in self.parents:
+            depth.append(0 if parent < 0 else depth[parent] + 1)
+        return depth
 
 
-def pack(pairs: Sequence[Pair], max_length: int) -> tuple[list[Row], list[int]]:
-    """Rows of requests that share a context, longest first, each at most ``max_length`` tokens, and
-    the indices of requests that do not fit untruncated (they are scored alone, truncated on the left,
-    as lm-eval does)."""
-    by_context: dict[tuple[int, ...], list[Member]] = {}
-    alone = []
+@dataclass
+class _Tree:
+    tokens: list[int] = field(default_factory=list)
+    parents: list[int] = field(default_factory=list)
+    children: dict[tuple[int, int], int] = field(default_factory=dict)  # (parent, token) -> position
+    members: list[Member] = field(default_factory=list)
+
+    def walk(self, sequence: Sequence[int]) -> list[int]:
+        """Positions of the longest prefix of ``sequence`` already in the tree."""
+        path: list[int] = []
+        for token in sequence:
+            node = self.children.get((path[-1] if path else -1, token))
+            if node is None:
+                break
+            path.append(node)
+        return path
+
+    def add(self, index: int, context: list[int], continuation: list[int]) -> None:
+        sequence = [*context, *continuation[:-1]]
+        path = self.walk(sequence)
+        for token in sequence[len(path) :]:
+            parent = path[-1] if path else -1
+            self.children[(parent, token)] = len(self.tokens)
+            path.append(len(self.tokens))
+            self.tokens.append(token)
+            self.parents.append(parent)
+        start = len(context) - 1
+        predicting = tuple(path[start : start + len(continuation)])
+        self.members.append(Member(index, tuple(continuation), len(context), predicting))
+
+    def row(self) -> Row:
+        return Row(tuple(self.tokens), tuple(self.parents), tuple(self.members))
+
+
+def pack(pairs: Sequence[Pair], max_length: int, merge: bool = True) -> tuple[list[Row], list[int]]:
+    """Rows of requests that share prefixes, longest first, and the indices of requests that do not fit
+    untruncated in ``max_length`` (the caller scores those alone). Requests are taken in the given order,
+    so the continuations of one context should be adjacent (the engine sends them so)."""
+    rows: list[Row] = []
+    alone: list[int] = []
+    tree = _Tree()
     for index, (context, continuation) in enumerate(pairs):
-        if len(context) + len(continuation) - 1 > max_length:
+        fed = len(context) + len(continuation) - 1
+        if fed > max_length:
             alone.append(index)
-        else:
-            by_context.setdefault(tuple(context), []).append(Member(index, tuple(continuation)))
-    rows = []
-    for shared, members in by_context.items():
-        current: list[Member] = []
-        length = len(shared)
-        for member in members:
-            extra = len(member.continuation) - 1
-            if current and length + extra > max_length:
-                rows.append(Row(shared, tuple(current)))
-                current, length = [], len(shared)
-            current.append(member)
-            length += extra
-        rows.append(Row(shared, tuple(current)))
+            continue
+        shared = len(tree.walk([*context, *continuation[:-1]]))
+        if merge:
+            joins = shared >= min(len(context), MIN_SHARED)
+        else:  # one context per row
+            joins = bool(tree.members) and tree.tokens[: tree.members[0].context_length] == context
+        if tree.members and (not joins or len(tree.tokens) + fed - shared > max(ROW_BUDGET, fed)):
+            rows.append(tree.row())
+            tree = _Tree()
+        tree.add(index, context, continuation)
+    if tree.members:
+        rows.append(tree.row())
     rows.sort(key=lambda r: -r.length)
     return rows, alone
 
@@ -82,20 +138,15 @@ class PackedBatch:
     """Model inputs for a batch of rows, right-padded, and where each member's predictions are."""
 
     ids: torch.Tensor  # (batch, width)
-    positions: torch.Tensor  # (batch, width)
+    positions: torch.Tensor  # (batch, width) depth in the row's tree
     real: torch.Tensor  # (batch, width) 1 for tokens, 0 for padding
-    segments: torch.Tensor  # (batch, width) 0 context, k segment k, -1 padding
-    predicting: list[tuple[int, list[int]]]  # per member (row, positions whose logits predict its tokens)
+    allowed: torch.Tensor  # (batch, width, width) True where a query may attend to a key
+    predicting: list[tuple[int, tuple[int, ...]]]  # per member (row, positions predicting its tokens)
 
     def attention_mask(self, dtype: torch.dtype) -> torch.Tensor:
-        """(batch, 1, width, width) additive mask: 0 where a query may attend to a key, else the minimum.
-        Padding attends to itself (and the context), so no softmax row is empty."""
-        width = self.ids.shape[1]
-        causal = torch.ones(width, width, dtype=torch.bool).tril()
-        query, key = self.segments[:, :, None], self.segments[:, None, :]
-        allowed = causal & ((key == 0) | (key == query))
-        mask = torch.zeros(allowed.shape, dtype=dtype)
-        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+        """(batch, 1, width, width) additive mask: 0 where attention is allowed, else the minimum."""
+        mask = torch.zeros(self.allowed.shape, dtype=dtype)
+        mask.masked_fill_(~self.allowed, torch.finfo(dtype).min)
         return mask[:, None]
 
 
@@ -103,30 +154,19 @@ def packed_batch(rows: Sequence[Row], pad_id: int) -> PackedBatch:
     width = max(r.length for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
-    segments = torch.full((len(rows), width), -1, dtype=torch.long)
-    predicting = []
+    real = torch.zeros((len(rows), width), dtype=torch.long)
+    allowed = torch.eye(width, dtype=torch.bool).repeat(len(rows), 1, 1)  # padding sees itself only
+    predicting: list[tuple[int, tuple[int, ...]]] = []
     for b, row in enumerate(rows):
-        n = len(row.context)
-        ids[b, :n] = torch.tensor(row.context)
-        positions[b, :n] = torch.arange(n)
-        segments[b, :n] = 0
-        start = n
-        for k, member in enumerate(row.members, start=1):
-            fed = member.continuation[:-1]
-            end = start + len(fed)
-            if fed:
-                ids[b, start:end] = torch.tensor(fed)
-                positions[b, start:end] = torch.arange(n, n + len(fed))
-                segments[b, start:end] = k
-            predicting.append((b, [n - 1, *range(start, end)]))
-            start = end
-    return PackedBatch(ids, positions, (segments >= 0).long(), segments, predicting)
-
-
-def kept_columns(batch: PackedBatch) -> torch.Tensor:
-    """The sequence positions whose logits any member needs (the model computes logits only there)."""
-    columns = sorted({c for _, cols in batch.predicting for c in cols})
-    return torch.tensor(columns, dtype=torch.long)
+        n = row.length
+        ids[b, :n] = torch.tensor(row.tokens)
+        positions[b, :n] = torch.tensor(row.depths())
+        real[b, :n] = 1
+        for position, parent in enumerate(row.parents):  # ancestors of a token: its parent's, and itself
+            if parent >= 0:
+                allowed[b, position, :position] = allowed[b, parent, :position]
+        predicting.extend((b, m.predicting) for m in row.members)
+    return PackedBatch(ids, positions, real, allowed, predicting)
 
 
 def expand_state(cache: object, rows: int) -> None:

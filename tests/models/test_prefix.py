@@ -12,7 +12,7 @@ from lm_eval.api.instance import Instance
 from evalsuite.config import ModelConfig
 from evalsuite.models import BACKENDS, LoadContext
 from evalsuite.models.hf import HFBackend
-from evalsuite.models.prefix import Member, Row, pack, packed_batch
+from evalsuite.models.prefix import MIN_SHARED, ROW_BUDGET, Member, Row, pack, packed_batch
 
 # Several answers per question, one-token and long answers, a shared context that is also a prefix of
 # another context, a trailing space that moves into the continuation, and a request too long to share.
@@ -76,21 +76,40 @@ def test_requests_of_one_context_share_a_row_and_long_ones_stand_alone() -> None
     rows, alone = pack(pairs, max_length=8)
     assert alone == [3]  # 2 context + 10 continuation - 1 fed > 8: truncated on its own, like lm-eval
     assert rows == [
-        Row((1, 2, 3), (Member(0, (4, 5)), Member(1, (6,)))),  # length 3 + 1 + 0
-        Row((9,), (Member(2, (7, 7, 7)),)),  # length 1 + 2
+        Row((1, 2, 3, 4), (-1, 0, 1, 2), (Member(0, (4, 5), 3, (2, 3)), Member(1, (6,), 3, (2,)))),
+        Row((9, 7, 7), (-1, 0, 1), (Member(2, (7, 7, 7), 1, (0, 1, 2)),)),
     ]
 
 
-def test_a_row_is_split_when_its_continuations_exceed_the_length() -> None:
-    pairs = [([1, 2], [3, 3, 3, 3]), ([1, 2], [4, 4, 4, 4]), ([1, 2], [5, 5, 5, 5])]
-    rows, alone = pack(pairs, max_length=8)
+def test_questions_sharing_a_long_prefix_share_a_row() -> None:
+    shots = list(range(100, 100 + MIN_SHARED))  # the few-shot examples both questions start with
+    pairs = [([*shots, 1], [5]), ([*shots, 1], [6]), ([*shots, 2], [5]), ([3, *shots], [5])]
+    rows, _ = pack(pairs, max_length=64)
+    assert [len(r.members) for r in rows] == [3, 1]  # the last question shares nothing at its start
+    assert rows[0].length == MIN_SHARED + 2  # the shots once, then each question's own token
+
+
+def test_state_space_rows_hold_one_context_each() -> None:
+    pairs = [([1, 2], [3, 4]), ([1, 2, 3], [5])]  # the second context is a prefix of the first request
+    rows, _ = pack(pairs, max_length=64, merge=False)
+    assert [r.context for r in rows] == [(1, 2), (1, 2, 3)]
+
+
+def test_a_row_is_split_when_it_exceeds_the_budget() -> None:
+    long = ROW_BUDGET // 2
+    pairs = [([1], [3] * long), ([1], [4] * long), ([1], [5] * long)]
+    rows, alone = pack(pairs, max_length=2 * ROW_BUDGET)
     assert not alone
-    assert [len(r.members) for r in rows] == [2, 1] and all(r.length <= 8 for r in rows)
+    assert sorted(len(r.members) for r in rows) == [1, 2] and all(r.length <= ROW_BUDGET for r in rows)
 
 
-def test_each_continuation_sees_the_context_and_itself_only() -> None:
-    batch = packed_batch([Row((10, 11), (Member(0, (20, 21, 22)), Member(1, (30, 31))))], pad_id=0)
-    assert batch.ids.tolist() == [[10, 11, 20, 21, 30]]
+def test_each_token_sees_its_ancestors_only() -> None:
+    row = Row(
+        (10, 11, 20, 21, 30),
+        (-1, 0, 1, 2, 1),
+        (Member(0, (20, 21, 22), 2, (1, 2, 3)), Member(1, (30, 31), 2, (1, 4))),
+    )
+    batch = packed_batch([row], pad_id=0)
     assert batch.positions.tolist() == [[0, 1, 2, 3, 2]]  # the second answer restarts after the context
     allowed = (batch.attention_mask(torch.float32)[0, 0] == 0).int().tolist()
     assert allowed == [
@@ -100,12 +119,18 @@ def test_each_continuation_sees_the_context_and_itself_only() -> None:
         [1, 1, 1, 1, 0],
         [1, 1, 0, 0, 1],  # the second answer's token never sees the first answer
     ]
-    # the first token of every answer is predicted at the last context position
-    assert batch.predicting == [(0, [1, 2, 3]), (0, [1, 4])]
+    assert batch.predicting == [(0, (1, 2, 3)), (0, (1, 4))]
+
+
+def test_pack_lays_out_a_tree_the_mask_follows() -> None:
+    rows, _ = pack([([10, 11], [20, 21, 22]), ([10, 11], [30, 31])], max_length=16)
+    (row,) = rows
+    assert row.tokens == (10, 11, 20, 21, 30) and row.parents == (-1, 0, 1, 2, 1)
+    assert [m.predicting for m in row.members] == [(1, 2, 3), (1, 4)]
 
 
 def test_padding_never_leaves_a_softmax_row_empty() -> None:
-    rows = [Row((1, 2, 3), (Member(0, (4, 5)),)), Row((1,), (Member(1, (2,)),))]
+    rows, _ = pack([([1, 2, 3], [4, 5]), ([7], [2])], max_length=16)
     mask = packed_batch(rows, pad_id=0).attention_mask(torch.float32)
     assert bool(((mask == 0).sum(-1) > 0).all())
 
