@@ -61,7 +61,8 @@ def main() -> None:
         "repeats": args.repeats,
         "torch_threads": __import__("torch").get_num_threads(),
     }
-    report["speed"] = speed(args, tasks)
+    if not args.skip_speed:
+        report["speed"] = speed(args, tasks)
     if args.cache:
         report["cache"] = cache_runs(args, tasks if args.limit is not None else CACHE_TASKS)
     print(json.dumps(report, indent=2))
@@ -84,6 +85,7 @@ def parse_args() -> argparse.Namespace:
         "--limit", type=int, help="documents per task (default: ARC 400, HellaSwag 200, MMLU 400)"
     )
     parser.add_argument("--cache", action="store_true", help="also time cold, cached and resumed CLI runs")
+    parser.add_argument("--skip-speed", action="store_true", help="only the cold, cached and resumed runs")
     parser.add_argument("--out", type=Path, help="write the measurements as JSON here too")
     return parser.parse_args()
 

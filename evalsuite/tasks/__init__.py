@@ -1,7 +1,10 @@
 """Static task sources: the project's lm-eval-format task files and lm-eval's registry."""
 
+from evalsuite.tasks import templates
 from evalsuite.tasks.evaluate import PreparedTask, aggregate, build_task, score_task
 from evalsuite.tasks.sources import TaskCatalog, TaskSpec, local_task_files, task_dirs
+
+templates.install()
 
 __all__ = [
     "PreparedTask",
