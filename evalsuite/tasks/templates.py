@@ -18,7 +18,8 @@ from lm_eval import utils
 
 @functools.lru_cache(maxsize=4096)
 def compiled(template: str) -> jinja2.Template:
-    return utils.env.from_string(template)
+    environment: jinja2.Environment = utils.env  # lm-eval's, with its filters
+    return environment.from_string(template)
 
 
 def apply_template(template: str, doc: dict[str, Any]) -> str:
