@@ -15,7 +15,8 @@ def test_rendering_is_lm_eval_s_own() -> None:
         loader=jinja2.BaseLoader(), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
     )
     reference.filters["regex_replace"] = utils.regex_replace
-    assert templates.apply_template(template, doc) == reference.from_string(template).render(**doc) == "Why? B"
+    expected = reference.from_string(template).render(**doc)
+    assert templates.apply_template(template, doc) == expected == "Why? B"
 
 
 def test_a_template_is_compiled_once_and_installed_for_lm_eval() -> None:
