@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,25 @@ SHARED = REPO.parent / "shared"
 DATA_DIR = Path(os.environ.get("EVALSUITE_DATA_DIR", SHARED / "data"))
 MODELS_DIR = Path(os.environ.get("EVALSUITE_SHARED_MODELS", SHARED / "models"))
 STORIES = MODELS_DIR / "stories260K" / "hf"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_answer_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Runs in tests keep their answers in a cache of this session, not the user's: a test must exercise
+    the model, not find its answers from an earlier session. Converted GGUF checkpoints (slow to make)
+    are linked in from the user's cache."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    real = Path(
+        os.environ.get("EVALSUITE_CACHE_DIR")
+        or (Path(base) if base else Path.home() / ".cache") / "evalsuite"
+    )
+    (real / "gguf").mkdir(parents=True, exist_ok=True)
+    folder = tmp_path_factory.mktemp("evalsuite-cache")
+    (folder / "gguf").symlink_to(real / "gguf", target_is_directory=True)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("EVALSUITE_CACHE_DIR", str(folder))
+    yield folder
+    patch.undo()
 
 
 @pytest.fixture(scope="session")
