@@ -103,8 +103,7 @@ def ordered_groups(request_type: str, pending: Sequence[Pending]) -> list[list[P
     if request_type == "loglikelihood":
         ordered = sorted(groups.values(), key=_row_order(groups))
         return [sorted(g, key=lambda item: -len(item[1].args[1])) for g in ordered]
-    singles = [[item] for g in groups.values() for item in sorted(g, key=lambda item: -len(item[1].args[0]))]
-    return singles
+    return [[item] for g in groups.values() for item in sorted(g, key=lambda item: -len(item[1].args[0]))]
 
 
 SIGNATURE = 128  # characters: questions whose contexts start alike are scored side by side
