@@ -1,7 +1,11 @@
 """Command line: ``evalsuite run | quickstart | tasks``.
 
 The only module that reads environment variables, prints, or picks exit codes:
-0 success, 1 a gate failed (gates arrive with the report), 2 usage, configuration or input error.
+0 success, 1 a gate failed (gates arrive with the report), 2 usage, configuration or input error,
+3 a backend became unusable mid-run (a server unreachable after its retries): rerun to resume.
+
+Under ``torchrun`` or ``accelerate launch`` every rank runs this same command; rank 0 alone prints and
+writes the run directory.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import ValidationError
@@ -24,10 +29,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from evalsuite.config import RunConfig, format_validation_error, load_config, parse_config, resolve_paths
-from evalsuite.errors import ConfigError, EvalsuiteError
+from evalsuite.errors import BackendUnavailable, ConfigError, EvalsuiteError
 from evalsuite.records import Comparison, MetricResult, TaskResult, Verdict
 
-EXIT_OK, EXIT_INPUT_ERROR = 0, 2  # 1, a failed gate, comes from the verdict
+if TYPE_CHECKING:
+    from evalsuite.engine.ranks import Ranks
+
+EXIT_OK, EXIT_INPUT_ERROR, EXIT_UNAVAILABLE = 0, 2, 3  # 1, a failed gate, comes from the verdict
 ENV_DATA_DIR, ENV_CACHE_DIR = "EVALSUITE_DATA_DIR", "EVALSUITE_CACHE_DIR"
 
 console = Console(stderr=True)
@@ -144,6 +152,8 @@ def quiet_libraries() -> None:
         "accelerate",
         "absl",
         "bitsandbytes",
+        "httpx",  # one line per request at INFO
+        "httpcore",
     )
     for name in loggers:
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -172,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report(args)
         config = load_config(args.config) if args.command == "run" else quickstart_config()
         return run(apply_overrides(config, args), args)
+    except BackendUnavailable as error:
+        console.print(f"[bold red]stopped:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        return EXIT_UNAVAILABLE
     except EvalsuiteError as error:
         console.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return EXIT_INPUT_ERROR
@@ -221,13 +234,48 @@ def default_cache() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "evalsuite"
 
 
+def api_keys(config: RunConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """The API keys the config names by environment variable; a missing one is an error before any
+    work starts. The values go to the backends only: never into a config, manifest or message."""
+    keys = {}
+    for model in config.models:
+        if model.api is not None and model.api.key_env is not None:
+            value = environ.get(model.api.key_env)
+            if not value:
+                raise ConfigError(
+                    f"model {model.name!r}: environment variable {model.api.key_env} (api.key_env) is not set"
+                )
+            keys[model.api.key_env] = value
+    return keys
+
+
 def run(config: RunConfig, args: argparse.Namespace) -> int:
-    from evalsuite import runner
+    from evalsuite.engine.ranks import TorchRanks, from_environment
 
     assert config.run.cache_dir is not None  # set by apply_overrides
+    secrets = api_keys(config, os.environ)
+    ranks = from_environment(os.environ)
+    try:
+        return run_ranked(config, args, secrets, ranks)
+    finally:
+        if isinstance(ranks, TorchRanks):
+            ranks.close()
+
+
+def run_ranked(config: RunConfig, args: argparse.Namespace, secrets: dict[str, str], ranks: Ranks) -> int:
+    from evalsuite import runner
+
+    assert config.run.cache_dir is not None
+    if ranks.rank != 0:  # other ranks compute and stay quiet; rank 0 reports and writes
+        the_plan = runner.plan(config, config.run.cache_dir)
+        if args.dry_run:
+            return EXIT_OK
+        return runner.execute(the_plan, runner.SilentProgress(), secrets, ranks).exit_code
     the_plan = runner.plan(
         config, config.run.cache_dir, lambda message: console.print(f"[dim]{message}[/dim]")
     )
+    if ranks.world > 1:
+        console.print(f"[dim]data parallel: {ranks.world} ranks share the requests[/dim]")
     if args.dry_run:
         out.print(f"config is valid: {len(config.models)} model(s) x {len(the_plan.tasks)} task(s)")
         for task in the_plan.tasks:
@@ -235,7 +283,7 @@ def run(config: RunConfig, args: argparse.Namespace) -> int:
         return EXIT_OK
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bars:
-        outcome = runner.execute(the_plan, RichProgress(bars))
+        outcome = runner.execute(the_plan, RichProgress(bars), secrets, ranks)
     out.print(summary_table(outcome.results.results))
     if outcome.results.comparisons:
         out.print(comparison_table(outcome.results.comparisons))

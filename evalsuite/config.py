@@ -63,6 +63,31 @@ class GenerationSettings(StrictModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
 
 
+class ApiSettings(StrictModel):
+    """How to reach a model served over the OpenAI-compatible API (backend ``openai``)."""
+
+    base_url: str = Field(pattern=r"^https?://[^\s/]+")  # up to and including /v1
+    model: str = Field(min_length=1)  # the name the server serves the model under
+    key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # env var holding the key
+    chat: Literal["none", "server", "local"] = "none"  # who applies the chat template to generations
+    prompt_prefix: str = ""  # before every /completions prompt: BOS text, where the server adds none
+    concurrency: int = Field(8, ge=1, le=1024)  # requests in flight at once
+    timeout: float = Field(120.0, gt=0)  # seconds one request may take
+    max_retries: int = Field(6, ge=0, le=100)  # per request, on timeouts, dropped connections, 429, 5xx
+    backoff: float = Field(1.0, gt=0)  # seconds before the first retry; doubled each retry, jittered
+    max_backoff: float = Field(60.0, gt=0)  # longest wait between tries, a server's Retry-After included
+    revision: str | None = None  # change it when the weights behind the served name change
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> ApiSettings:
+        if self.backoff > self.max_backoff:
+            raise ValueError("'backoff' must not exceed 'max_backoff'")
+        return self
+
+
+SERVED_BACKENDS = ("openai",)  # backends that reach their model over the network, not from files
+
+
 class ModelConfig(StrictModel):
     name: str = Field(pattern=NAME_PATTERN)
     backend: str = "hf"
@@ -81,6 +106,8 @@ class ModelConfig(StrictModel):
     trust_remote_code: bool = False
     generation: GenerationSettings = GenerationSettings()
     baseline: str | None = None
+    api: ApiSettings | None = None  # backend openai: the server
+    tensor_parallel_size: int = Field(1, ge=1)  # backend vllm: GPUs one model is split over
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -99,8 +126,23 @@ class ModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
+        served = self.backend in SERVED_BACKENDS
+        if served and self.api is None:
+            raise ValueError(f"backend {self.backend!r} needs 'api': the server's base_url and model")
+        if not served and self.api is not None:
+            raise ValueError(
+                f"'api' applies only to backend 'openai' (this model's backend is {self.backend!r})"
+            )
+        if self.tensor_parallel_size != 1 and self.backend != "vllm":
+            raise ValueError("'tensor_parallel_size' applies only to backend 'vllm'")
         if self.path is not None and self.package is not None:
             raise ValueError("give either 'path' or 'package', not both")
+        if self.api is not None and self.api.chat == "local" and self.path is None and self.package is None:
+            raise ValueError("api.chat 'local' needs 'path' or 'package': where the chat template comes from")
+        if served:  # path/package only name the tokenizer (for api.chat: local)
+            if self.package is not None and self.gguf_file is None:
+                raise ValueError("'package' needs 'gguf_file': the weights file inside the package")
+            return self
         if self.path is None and self.package is None:
             raise ValueError("needs 'path' (a local folder, file or hub id) or 'package'")
         if self.package is not None and self.gguf_file is None:

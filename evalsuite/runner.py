@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -22,11 +22,13 @@ from evalsuite import environment, gates
 from evalsuite.compare import build_comparisons, comparison_pairs, plan_for
 from evalsuite.config import TASKLESS_KINDS, RunConfig
 from evalsuite.engine import Engine
+from evalsuite.engine.ranks import SINGLE, Ranks
 from evalsuite.engine.scheduler import AnswerCache
 from evalsuite.errors import EvalsuiteError
 from evalsuite.models import BACKENDS, LoadContext
 from evalsuite.models.lazy import LazyBackend, open_backend
 from evalsuite.models.sources import gguf_source
+from evalsuite.models.telemetry import merge as telemetry_merge
 from evalsuite.probes import Probe, ProbeUnit, Settings, Variant, probe_for
 from evalsuite.probes import samples as probe_samples
 from evalsuite.records import (
@@ -146,8 +148,13 @@ def plan_probes(
     return tuple(planned)
 
 
-def execute(plan: Plan, progress: Progress) -> RunOutcome:
-    """Evaluate every model on every task, compare them, and write the run directory atomically."""
+def execute(
+    plan: Plan, progress: Progress, secrets: Mapping[str, str] | None = None, ranks: Ranks = SINGLE
+) -> RunOutcome:
+    """Evaluate every model on every task, compare them, and write the run directory atomically.
+
+    ``secrets`` are the API keys the config names (by environment variable); ``ranks`` the processes
+    of a data-parallel run, which share the requests; rank 0 alone writes the run directory."""
     config = plan.config
     manifest = environment.manifest_header(config)
     samples: list[SampleRecord] = []
@@ -158,19 +165,19 @@ def execute(plan: Plan, progress: Progress) -> RunOutcome:
     )
     shift = TokenShift(pairs, shift_texts(plan.tasks, config.stats.kl_samples), config.stats)
     store = Store(plan.cache_dir) if config.run.answer_cache else None
-    context = LoadContext(plan.cache_dir, config.run.seed, progress.note, store)
+    context = LoadContext(plan.cache_dir, config.run.seed, progress.note, store, dict(secrets or {}))
     for model_config in config.models:
         seed_everything(config.run.seed)
         backend, identity = open_backend(model_config, context)
         cache = AnswerCache(store, identity) if store is not None and identity is not None else None
-        engine = Engine(backend, cache=cache, seed=config.run.seed)
+        engine = Engine(backend, cache=cache, seed=config.run.seed, ranks=ranks)
         try:
             evaluate_model(plan, model_config.name, engine, progress, samples, results)
             if shift.wants(model_config.name):
                 shift.observe(
                     model_config.name, backend.backend() if isinstance(backend, LazyBackend) else backend
                 )
-            models[model_config.name] = describe(model_config.backend, model_config.baseline, engine)
+            models[model_config.name] = describe(model_config.backend, model_config.baseline, engine, ranks)
             progress.note(answers_note(model_config.name, engine))
         finally:
             backend.close()
@@ -205,13 +212,15 @@ def execute(plan: Plan, progress: Progress) -> RunOutcome:
         for p in plan.probes
     }
     manifest["token_shift"] = shift.manifest()
+    manifest["ranks"] = ranks.world
     manifest["finished"] = environment.utc_now()
     outcome = Results(
         run=config.run.name, results=results, comparisons=comparisons, skipped_comparisons=skipped
     )
     if config.gates is not None:
         outcome = outcome.model_copy(update={"gates": gates.evaluate(config.gates, outcome)})
-    write_run_dir(plan.run_dir, manifest, samples, outcome)
+    if ranks.rank == 0:
+        write_run_dir(plan.run_dir, manifest, samples, outcome)
     return RunOutcome(plan.run_dir, outcome, sum(r.error is not None for r in samples))
 
 
@@ -251,13 +260,18 @@ def evaluate_model(
         results.append(result)
 
 
-def describe(backend_name: str, baseline: str | None, engine: Engine) -> dict[str, object]:
+def describe(
+    backend_name: str, baseline: str | None, engine: Engine, ranks: Ranks = SINGLE
+) -> dict[str, object]:
+    """A model's manifest entry; in a data-parallel run, over all ranks (a collective call)."""
     backend = engine.backend
-    telemetry = backend.telemetry()
+    loaded = backend.loaded if isinstance(backend, LazyBackend) else True
+    gathered = ranks.all_gather((loaded, backend.telemetry()))
+    telemetry = telemetry_merge([t for _, t in gathered])
     return {
         "backend": backend_name,
         "baseline": baseline,
-        "loaded": backend.loaded if isinstance(backend, LazyBackend) else True,
+        "loaded": any(loaded for loaded, _ in gathered),
         "requests": asdict(engine.counts),
         "info": asdict(backend.describe()),
         "telemetry": {

@@ -10,7 +10,9 @@ The engine
 * sends requests longest first, the continuations of one context side by side (so the backend can run
   the context once), in chunks that are the unit of caching: a chunk's answers are committed together,
 * turns a failure into a per-request error: a failing chunk is retried one request at a time, and only
-  the requests that still fail carry an error (errors are never cached).
+  the requests that still fail carry an error (errors are never cached). Errors that concern the
+  backend as a whole (an unreachable server, a model that cannot load) stop the run instead; what was
+  answered before is in the cache.
 
 Chunks are formed from the requests this process has not yet answered, before the cache is consulted.
 A killed run therefore resumes with the very same chunks, and the backend sees the very same batches,
@@ -21,11 +23,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
 from typing import Any
 
 from lm_eval.api.instance import Instance
 
+from evalsuite.engine.ranks import SINGLE, Ranks
+from evalsuite.errors import BackendError, EvalsuiteError
 from evalsuite.models.base import Backend
 from evalsuite.store import Store, request_hash
 
@@ -78,6 +82,13 @@ def request_key(instance: Instance, repeat: int = 0, seed: int | None = None) ->
     if instance.request_type == "generate_until" and seed is not None:
         parts.append(seed)
     return json.dumps(parts, sort_keys=True, default=str)
+
+
+def _portable(error: Exception | None) -> Exception | None:
+    """An exception that survives pickling to another rank (evalsuite's own do; others as text)."""
+    if error is None or isinstance(error, EvalsuiteError):
+        return error
+    return RuntimeError(f"on another rank: {_describe(error)}")
 
 
 def _describe(error: Exception) -> str:
@@ -138,11 +149,13 @@ class Engine:
         chunk_size: int = 128,
         cache: AnswerCache | None = None,
         seed: int | None = None,
+        ranks: Ranks = SINGLE,
     ) -> None:
         self.backend = backend
         self.chunk_size = chunk_size
         self.cache = cache
         self.seed = seed
+        self.ranks = ranks
         self.counts = Counts()
         self._answers: dict[str, Outcome] = {}  # every answer this engine has had, by request key
 
@@ -156,12 +169,43 @@ class Engine:
             for key in instance_keys:
                 if key not in self._answers:
                     unique.setdefault(key, instance)
+        chunks = []
         for request_type in REQUEST_TYPES:
             pending = [(k, i) for k, i in unique.items() if i.request_type == request_type]
-            for chunk in self._chunks(ordered_groups(request_type, pending)):
+            chunks += [(request_type, chunk) for chunk in self._chunks(ordered_groups(request_type, pending))]
+        if self.ranks.world == 1:
+            for request_type, chunk in chunks:
                 self._answer(request_type, chunk)
                 progress(len(chunk))
+        else:
+            self._run_sharded(chunks, progress)
         return [[self._answers[k] for k in instance_keys] for instance_keys in keys]
+
+    def _run_sharded(self, chunks: list[tuple[str, list[Pending]]], progress: Callable[[int], None]) -> None:
+        """Chunk i is this rank's when i % world == rank; then every rank gets every answer. A failure
+        on any rank is raised on all of them (the others would otherwise wait for it forever)."""
+        rank, world = self.ranks.rank, self.ranks.world
+        before = replace(self.counts)
+        failure: Exception | None = None
+        mine = [c for i, c in enumerate(chunks) if i % world == rank]
+        try:
+            for request_type, chunk in mine:
+                self._answer(request_type, chunk)
+                progress(len(chunk))
+        except Exception as error:
+            failure = error
+        answers = {key: self._answers[key] for _, chunk in mine for key, _ in chunk if key in self._answers}
+        done = Counts(*(now - then for now, then in zip(astuple(self.counts), astuple(before), strict=True)))
+        gathered = self.ranks.all_gather((answers, done, _portable(failure)))
+        for other, (their_answers, _, their_failure) in enumerate(gathered):
+            if their_failure is not None:
+                if other == rank and failure is not None:
+                    raise failure
+                raise their_failure
+            self._answers.update(their_answers)
+        total = Counts(*(sum(c) for c in zip(*(astuple(g[1]) for g in gathered), strict=True)))
+        self.counts = Counts(*(a + b for a, b in zip(astuple(before), astuple(total), strict=True)))
+        progress(sum(len(chunk) for i, (_, chunk) in enumerate(chunks) if i % world != rank))
 
     def _chunks(self, groups: list[list[Pending]]) -> list[list[Pending]]:
         chunks: list[list[Pending]] = [[]]
@@ -198,6 +242,11 @@ class Engine:
             if len(values) != len(chunk):
                 raise RuntimeError(f"backend answered {len(values)} of {len(chunk)} requests")
             return [Outcome(value=v) for v in values]
+        except EvalsuiteError as error:
+            if not isinstance(error, BackendError):  # the backend as a whole is unusable: stop the run
+                raise
+            if len(chunk) == 1:
+                return [Outcome(error=_describe(error))]
         except Exception as error:  # a failing sample is a record with `error`, not a crashed run
             if len(chunk) == 1:
                 return [Outcome(error=_describe(error))]

@@ -9,7 +9,7 @@ and ``telemetry()`` (what was measured while it ran: memory, speed, MoE routing)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -64,6 +64,7 @@ class Telemetry:
     generated_tokens: int
     generation_seconds: float
     oom_backoffs: int = 0  # times the batch size was halved after running out of GPU memory
+    retries: int = 0  # served models: requests tried again after a timeout, dropped connection, 429 or 5xx
     routing: RoutingStats | None = None
 
     @property
@@ -83,6 +84,7 @@ class LoadContext:
     seed: int
     progress: Callable[[str], None] = field(default=lambda message: None)
     store: Store | None = None  # the persistent cache, when the run keeps one
+    secrets: Mapping[str, str] = field(default_factory=dict)  # API keys by the env var names the config gives
 
 
 class Backend(LM, ABC):  # type: ignore[misc]  # lm-eval's LM is untyped

@@ -16,6 +16,7 @@ from typing import Any
 from lm_eval.api.instance import Instance
 
 from evalsuite.config import ModelConfig
+from evalsuite.errors import BackendError, ConfigError
 from evalsuite.models.base import BACKENDS, IDENTITIES, Backend, LoadContext, ModelInfo, Telemetry
 
 IDLE = Telemetry(
@@ -47,7 +48,10 @@ class LazyBackend(Backend):
     def backend(self) -> Backend:
         """The real backend, loaded now if it was not yet."""
         if self._backend is None:
-            self._backend = self._load()
+            try:
+                self._backend = self._load()
+            except BackendError as error:  # a model that cannot load fails the run, not each sample
+                raise ConfigError(str(error)) from error
             self._on_load(self._backend)
         return self._backend
 

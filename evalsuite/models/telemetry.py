@@ -127,3 +127,37 @@ class Meter:
             oom_backoffs=self.oom_backoffs,
             routing=self.routing.stats() if self.routing else None,
         )
+
+
+def merge(parts: Sequence[Telemetry]) -> Telemetry:
+    """One model's telemetry over the ranks of a data-parallel run: tokens, seconds (summed over the
+    ranks: busy time, not wall time) and counters add up, memory is the largest rank's peak, and expert
+    loads and routing entropies are averaged weighted by each rank's routed tokens."""
+    if len(parts) == 1:
+        return parts[0]
+    routed = [p.routing for p in parts if p.routing is not None and p.routing.tokens]
+    return Telemetry(
+        peak_memory_bytes=max(p.peak_memory_bytes for p in parts),
+        memory_kind=next((p.memory_kind for p in parts if p.memory_kind != "none"), "none"),
+        scored_tokens=sum(p.scored_tokens for p in parts),
+        scoring_seconds=sum(p.scoring_seconds for p in parts),
+        generated_tokens=sum(p.generated_tokens for p in parts),
+        generation_seconds=sum(p.generation_seconds for p in parts),
+        oom_backoffs=sum(p.oom_backoffs for p in parts),
+        retries=sum(p.retries for p in parts),
+        routing=_merge_routing(routed) if routed else None,
+    )
+
+
+def _merge_routing(parts: Sequence[RoutingStats]) -> RoutingStats:
+    weights = np.array([p.tokens for p in parts], dtype=np.float64)
+    weights /= weights.sum()
+    load = sum(w * np.array(p.expert_load) for w, p in zip(weights, parts, strict=True))
+    entropy = sum(w * np.array(p.routing_entropy) for w, p in zip(weights, parts, strict=True))
+    load_entropy = -(load * np.log(np.where(load > 0, load, 1.0))).sum(axis=1)
+    return RoutingStats(
+        expert_load=tuple(tuple(round(float(x), 6) for x in row) for row in load),
+        routing_entropy=tuple(round(float(x), 6) for x in entropy),
+        load_entropy=tuple(round(float(x), 6) for x in load_entropy),
+        tokens=sum(p.tokens for p in parts),
+    )

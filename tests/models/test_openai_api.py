@@ -1,0 +1,348 @@
+"""Backend ``openai`` against scripted servers on loopback: the protocol, retries and faults.
+
+The scripted server (``FakeOpenAI``) answers instantly and knows the right answer to every request, so
+these tests check what crosses the wire and what comes back; ``test_served.py`` runs a real server.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lm_eval.api.instance import Instance
+
+from evalsuite.config import ModelConfig
+from evalsuite.engine import Engine
+from evalsuite.errors import BackendError, BackendUnavailable, ConfigError
+from evalsuite.models import BACKENDS, LoadContext
+from evalsuite.models.openai_api import OpenAIBackend, scored
+from tests.models.servers import PASS, FakeOpenAI, Fault, FaultProxy, expected_logprob, generation_for
+
+PREFIX = "^"  # stands for a BOS token: the first scored character needs one before it
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI()
+    yield server
+    server.stop()
+
+
+def backend_for(
+    base_url: str, tmp_path: Path, secrets: dict[str, str] | None = None, **api: Any
+) -> OpenAIBackend:
+    settings = {"base_url": base_url, "model": "fake", "prompt_prefix": PREFIX, "backoff": 0.01, **api}
+    config = ModelConfig.model_validate({"name": "served", "backend": "openai", "api": settings})
+    backend = BACKENDS.get("openai")(config, LoadContext(tmp_path, seed=7, secrets=secrets or {}))
+    assert isinstance(backend, OpenAIBackend)
+    return backend
+
+
+def ll(context: str, continuation: str) -> Instance:
+    return Instance("loglikelihood", {}, (context, continuation), 0)
+
+
+def gen(context: str, **settings: Any) -> Instance:
+    return Instance("generate_until", {}, (context, settings), 0)
+
+
+def test_loglikelihood_is_the_continuations_prompt_logprobs(fake: FakeOpenAI, tmp_path: Path) -> None:
+    backend = backend_for(fake.base_url, tmp_path)
+    pairs = [("Question: 2+2?\nAnswer:", " 4"), ("Question: 2+2?\nAnswer:", " five"), ("Hi", " there")]
+    answers = backend.loglikelihood([ll(c, x) for c, x in pairs])
+    for (context, continuation), (value, greedy) in zip(pairs, answers, strict=True):
+        assert value == pytest.approx(expected_logprob(context, continuation, PREFIX), abs=1e-9)
+        assert isinstance(greedy, bool)
+    sent = fake.requests[0]
+    assert sent["echo"] is True and sent["logprobs"] == 1 and sent["max_tokens"] == 1
+    assert sent["prompt"] == PREFIX + pairs[0][0] + pairs[0][1]
+
+
+def test_rolling_scores_every_character_of_the_text(fake: FakeOpenAI, tmp_path: Path) -> None:
+    backend = backend_for(fake.base_url, tmp_path)
+    text = "A whole document."
+    rolling = Instance("loglikelihood_rolling", {}, (text,), 0)
+    assert backend.loglikelihood_rolling([rolling]) == pytest.approx([expected_logprob("", text, PREFIX)])
+
+
+def test_rolling_without_a_prefix_names_the_missing_logprob(fake: FakeOpenAI, tmp_path: Path) -> None:
+    backend = backend_for(fake.base_url, tmp_path, prompt_prefix="")
+    with pytest.raises(BackendError, match="prompt_prefix"):
+        backend.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, ("text",), 0)])
+
+
+def test_greedy_means_every_continuation_token_was_the_top_token() -> None:
+    def choice(values: list[float | None], tops: list[dict[str, float] | None]) -> dict[str, Any]:
+        tokens = ["a", "b", "c", "!"]
+        logprobs = {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops}
+        return {"logprobs": logprobs, "_completion_tokens": 1}
+
+    values: list[float | None] = [None, -0.5, -0.25, -0.1]
+    assert scored(choice(values, [None, {"b": -0.5}, {"c": -0.25}, {"!": -0.1}]), 2) == (-0.75, True)
+    assert scored(choice(values, [None, {"b": -0.5}, {"x": -0.2}, {"!": -0.1}]), 2) == (-0.75, False)
+    assert scored(choice(values, [None, {"x": -0.1}, {"c": -0.25}, {"!": -0.1}]), 1) == (-0.25, True)
+
+
+def test_a_token_straddling_context_and_continuation_counts_with_the_continuation() -> None:
+    logprobs = {"tokens": ["Answer", ": Paris", "."], "token_logprobs": [None, -1.0, -2.0]}
+    assert scored({"logprobs": logprobs, "_completion_tokens": 1}, len(" Paris"))[0] == -1.0
+
+
+def test_a_server_without_prompt_logprobs_gets_a_clear_error() -> None:
+    with pytest.raises(BackendError, match="no prompt log-probabilities"):
+        scored({"text": "x", "_completion_tokens": 1}, 1)
+
+
+def test_generation_through_completions_and_chat(fake: FakeOpenAI, tmp_path: Path) -> None:
+    plain = backend_for(fake.base_url, tmp_path)
+    answer = plain.generate_until([gen("Q: capital?\nA:", until=["\n"])])
+    assert answer == [generation_for(PREFIX + "Q: capital?\nA:")]  # the prefix goes before every prompt
+    assert fake.requests[-1]["stop"] == ["\n"] and fake.requests[-1]["temperature"] == 0.0
+    assert "seed" not in fake.requests[-1]  # greedy: nothing to seed
+    chat = backend_for(fake.base_url, tmp_path, chat="server")
+    assert chat.generate_until([gen("Hello")]) == [generation_for("Hello")]
+    assert fake.requests[-1]["messages"] == [{"role": "user", "content": "Hello"}]
+
+
+def test_stop_sequences_are_applied_to_the_answer(fake: FakeOpenAI, tmp_path: Path) -> None:
+    backend = backend_for(fake.base_url, tmp_path)
+    text = generation_for(PREFIX + "Q")
+    assert backend.generate_until([gen("Q", until=[text[4:6]])]) == [text[:4]]
+
+
+def test_sampled_repeats_are_distinct_seeded_draws(fake: FakeOpenAI, tmp_path: Path) -> None:
+    backend = backend_for(fake.base_url, tmp_path)
+    same = [gen("Q", temperature=0.7, do_sample=True) for _ in range(3)]
+    first = backend.generate_until(same)
+    seeds = [r["seed"] for r in fake.requests[-3:]]
+    assert len(set(seeds)) == 3 and len(set(first)) == 3
+    again = backend_for(fake.base_url, tmp_path).generate_until(same)
+    assert again == first  # the draws depend on the run seed and the request, not on chance
+
+
+def test_the_api_key_is_sent_but_never_shown(fake: FakeOpenAI, tmp_path: Path) -> None:
+    key = "sk-test-0123456789abcdef"
+    proxy = FaultProxy(fake.base_url, lambda n, body: Fault(status=400, body=f"bad request from {key}"))
+    try:
+        backend = backend_for(proxy.base_url, tmp_path, {"SERVED_KEY": key}, key_env="SERVED_KEY")
+        with pytest.raises(BackendError) as caught:
+            backend.loglikelihood([ll("a", "b")])
+        assert proxy.seen[0].authorization == f"Bearer {key}"
+        assert key not in str(caught.value) and "[API key]" in str(caught.value)
+    finally:
+        proxy.stop()
+
+
+def test_a_missing_key_is_a_config_error(fake: FakeOpenAI, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SERVED_KEY"):
+        backend_for(fake.base_url, tmp_path, key_env="SERVED_KEY")
+
+
+# -- faults -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def faults(fake: FakeOpenAI) -> Iterator[tuple[FakeOpenAI, list[Fault]]]:
+    """A proxy in front of the scripted server; the test fills the list with the faults of the first
+    requests, and every later request passes."""
+    script: list[Fault] = []
+    proxy = FaultProxy(fake.base_url, lambda n, body: script[n] if n < len(script) else PASS)
+    fake.proxy = proxy  # type: ignore[attr-defined]
+    yield fake, script
+    proxy.stop()
+
+
+def proxied(fake: FakeOpenAI) -> FaultProxy:
+    return fake.proxy  # type: ignore[attr-defined,no-any-return]
+
+
+def test_429_waits_as_long_as_retry_after_says(
+    faults: tuple[FakeOpenAI, list[Fault]], tmp_path: Path
+) -> None:
+    fake, script = faults
+    script.append(Fault(status=429, headers={"Retry-After": "1"}))
+    backend = backend_for(proxied(fake).base_url, tmp_path)
+    assert backend.loglikelihood([ll("a", "b")])[0][0] == pytest.approx(expected_logprob("a", "b", PREFIX))
+    first, second = proxied(fake).posts()
+    assert second.at - first.at >= 1.0
+    assert backend.telemetry().retries == 1 and len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(status=500), Fault(status=503), Fault(status=502), Fault(drop=True), Fault(delay=1.5)],
+    ids=["500", "503", "502", "dropped connection", "slower than the timeout"],
+)
+def test_transient_failures_are_retried(
+    faults: tuple[FakeOpenAI, list[Fault]], tmp_path: Path, fault: Fault
+) -> None:
+    fake, script = faults
+    script.extend([fault, fault])
+    backend = backend_for(proxied(fake).base_url, tmp_path, timeout=0.5)
+    answers = backend.loglikelihood([ll("a", "b")])
+    assert answers[0][0] == pytest.approx(expected_logprob("a", "b", PREFIX))
+    assert len(proxied(fake).posts()) == 3 and backend.telemetry().retries == 2
+
+
+def test_the_retry_budget_stops_the_run_with_a_clear_error(
+    faults: tuple[FakeOpenAI, list[Fault]], tmp_path: Path
+) -> None:
+    fake, script = faults
+    script.extend([Fault(status=503)] * 10)
+    backend = backend_for(proxied(fake).base_url, tmp_path, max_retries=3)
+    with pytest.raises(BackendUnavailable, match=r"HTTP 503.*4 tries.*rerun the same command to resume"):
+        backend.loglikelihood([ll("a", "b")])
+    assert len(proxied(fake).posts()) == 4 and not fake.requests
+
+
+def test_a_retry_after_beyond_max_backoff_stops_at_once(
+    faults: tuple[FakeOpenAI, list[Fault]], tmp_path: Path
+) -> None:
+    fake, script = faults
+    script.append(Fault(status=429, headers={"Retry-After": "3600"}))
+    backend = backend_for(proxied(fake).base_url, tmp_path, max_backoff=5)
+    with pytest.raises(BackendUnavailable, match="asked to wait 3600 s"):
+        backend.loglikelihood([ll("a", "b")])
+    assert len(proxied(fake).posts()) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_refusals_that_no_retry_can_fix_stop_the_run(
+    faults: tuple[FakeOpenAI, list[Fault]], tmp_path: Path, status: int
+) -> None:
+    fake, script = faults
+    script.append(Fault(status=status))
+    with pytest.raises(BackendUnavailable, match=f"HTTP {status}"):
+        backend_for(proxied(fake).base_url, tmp_path).loglikelihood([ll("a", "b")])
+    assert len(proxied(fake).posts()) == 1
+
+
+def test_a_rejected_request_fails_only_its_sample_and_nothing_is_sent_twice(
+    faults: tuple[FakeOpenAI, list[Fault]], tmp_path: Path
+) -> None:
+    fake, _ = faults
+    proxy = proxied(fake)
+    proxy.plan = lambda n, body: Fault(status=400) if b"poison" in body else PASS
+    engine = Engine(backend_for(proxy.base_url, tmp_path, concurrency=4))
+    requests = [ll(f"context {i}", f" answer {i}") for i in range(10)] + [ll("poison", " pill")]
+    outcomes = engine.run(requests)
+    assert [o[0].error is None for o in outcomes] == [True] * 10 + [False]
+    assert "HTTP 400" in (outcomes[-1][0].error or "")
+    assert len(fake.requests) == 10  # the engine's request-by-request retry was served from memory
+    assert len([s for s in proxy.posts() if b"poison" in s.body]) == 2  # in the chunk, then alone
+
+
+def test_concurrency_is_bounded(faults: tuple[FakeOpenAI, list[Fault]], tmp_path: Path) -> None:
+    fake, _ = faults
+    proxy = proxied(fake)
+    proxy.plan = lambda n, body: Fault(delay=0.3)
+    backend = backend_for(proxy.base_url, tmp_path, concurrency=3)
+    started = time.monotonic()
+    backend.loglikelihood([ll(f"c{i}", " x") for i in range(9)])
+    elapsed = time.monotonic() - started
+    assert proxy.max_in_flight == 3
+    assert elapsed >= 0.9 - 0.05 and math.isfinite(elapsed)  # 9 requests, 3 at a time, 0.3 s each
+
+
+# -- whole runs ---------------------------------------------------------------------------------------
+
+KEY_ENV, KEY = "EVALSUITE_TEST_SERVED_KEY", "sk-live-5e3f0c9b7a2d4e61b8c3f0a1d2e3f4a5"
+
+
+def served_config(folder: Path, base_url: str, data_dir: Path, **api: Any) -> Path:
+    import yaml
+
+    settings = {"base_url": base_url, "model": "fake", "prompt_prefix": PREFIX, "backoff": 0.01, **api}
+    config = {
+        "run": {"name": "served", "output_dir": "out", "data_dir": str(data_dir), "cache_dir": "cache"},
+        "models": [{"name": "served", "backend": "openai", "api": settings}],
+        "tasks": [{"name": "quickstart_mc", "limit": 8}, {"name": "quickstart_qa", "limit": 6}],
+    }
+    path = folder / "served.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def sample_keys(run_dir: Path) -> list[tuple[str, int]]:
+    from evalsuite.records import read_samples
+
+    return sorted((r.task, r.doc_id) for r in read_samples(run_dir / "samples.jsonl"))
+
+
+def test_a_run_through_faults_has_every_sample_once_and_no_trace_of_the_key(
+    fake: FakeOpenAI,
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import random
+
+    from evalsuite import cli
+
+    draw = random.Random(3)
+    kinds = [Fault(status=429, headers={"Retry-After": "0.05"}), Fault(status=500), Fault(drop=True)]
+    proxy = FaultProxy(fake.base_url, lambda n, body: draw.choice(kinds) if draw.random() < 0.3 else PASS)
+    monkeypatch.setenv(KEY_ENV, KEY)
+    caplog.set_level(logging.DEBUG)
+    try:
+        config = served_config(tmp_path, proxy.base_url, data_dir, key_env=KEY_ENV, concurrency=4)
+        assert cli.main(["run", str(config)]) == 0
+    finally:
+        proxy.stop()
+    run_dir = tmp_path / "out" / "served"
+    assert sample_keys(run_dir) == sorted(
+        [("quickstart_mc", i) for i in range(8)] + [("quickstart_qa", i) for i in range(6)]
+    )
+    faults = [s for s in proxy.posts() if s.fault is not PASS]
+    assert faults, "the proxy injected no fault: the test proves nothing"
+    assert {s.authorization for s in proxy.posts()} == {f"Bearer {KEY}"}  # the key was used
+    captured = capfd.readouterr()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for where, text in [("stdout", captured.out), ("stderr", captured.err), ("logs", logged)]:
+        assert KEY not in text, f"the API key appears in {where}"
+    for path in [*run_dir.rglob("*"), *(tmp_path / "cache").rglob("*")]:
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), f"the API key appears in {path}"
+    manifest = (run_dir / "manifest.json").read_text()
+    assert KEY_ENV in manifest  # the variable's name is recorded, its value is not
+
+
+def test_a_run_stopped_by_the_retry_budget_resumes_where_it_stopped(
+    fake: FakeOpenAI, data_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from evalsuite import cli
+
+    state = {"down": False}
+
+    def plan(n: int, body: bytes) -> Fault:
+        if n == 34:
+            state["down"] = True  # the server goes away after the first chunk (32) and 2 more requests
+        return Fault(status=503) if state["down"] else PASS
+
+    proxy = FaultProxy(fake.base_url, plan)
+    try:
+        config = served_config(tmp_path, proxy.base_url, data_dir, max_retries=2, concurrency=1)
+        assert cli.main(["run", str(config)]) == 3
+        err = capfd.readouterr().err
+        assert "HTTP 503" in err and "rerun the same command to resume" in err
+        assert not (tmp_path / "out" / "served").exists()  # nothing half written
+        answered_before = len(fake.requests)
+        state["down"] = False
+        proxy.plan = lambda n, body: PASS
+        assert cli.main(["run", str(config)]) == 0
+    finally:
+        proxy.stop()
+    run_dir = tmp_path / "out" / "served"
+    assert len(sample_keys(run_dir)) == 14
+    import json
+
+    requests = json.loads((run_dir / "manifest.json").read_text())["models"]["served"]["requests"]
+    assert requests == {"computed": 6, "cached": 32, "failed": 0}  # the committed chunk is not asked again
+    assert len(fake.requests) == answered_before + 6
