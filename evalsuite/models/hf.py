@@ -22,7 +22,6 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import TemplateLM
 from lm_eval.models.utils import resolve_max_length
 from lm_eval.models.utils_hf import stop_sequences_criteria
-from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from numpy.typing import NDArray
 
 from evalsuite.config import ModelConfig
@@ -37,9 +36,9 @@ from evalsuite.models.base import (
     ModelInfo,
     Telemetry,
 )
+from evalsuite.models.rolling import TokenRequest, rolling_loglikelihoods
 from evalsuite.models.telemetry import Meter, RouterCapture, RoutingMeter
 
-TokenRequest = tuple[Any, list[int], list[int]]  # (cache key, context tokens, continuation tokens)
 SSM_TYPES = ("mamba", "mamba2", "falcon_mamba")
 HYBRID_TYPES = ("jamba", "zamba", "zamba2", "bamba", "granitemoehybrid")
 T = TypeVar("T")
@@ -285,22 +284,13 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
         """Perplexity-style scoring with lm-eval's disjoint rolling windows; the windows of every
         document are scored together, so short documents share rows and batches."""
-        windows: list[TokenRequest] = []
-        owners: list[int] = []
-        for owner, request in enumerate(requests):
-            (text,) = request.args
-            for window in get_rolling_token_windows(
-                token_list=self.tok_encode(text),
-                prefix_token=self.prefix_token_id,
-                max_seq_len=self.max_length,
-                context_len=1,
-            ):
-                windows.append((None, *make_disjoint_window(window)))
-                owners.append(owner)
-        totals = [0.0] * len(requests)
-        for owner, (score, _) in zip(owners, self._loglikelihood_tokens(windows), strict=True):
-            totals[owner] += score
-        return totals
+        return rolling_loglikelihoods(
+            [str(r.args[0]) for r in requests],
+            self.tok_encode,
+            self.prefix_token_id,
+            self.max_length,
+            self._loglikelihood_tokens,
+        )
 
     # -- generation -------------------------------------------------------------------------------
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:

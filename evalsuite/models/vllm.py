@@ -37,15 +37,14 @@ from typing import Any
 import torch
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import TemplateLM
-from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
 from evalsuite.config import ModelConfig
 from evalsuite.errors import BackendError, ConfigError
 from evalsuite.models import sources
 from evalsuite.models.base import BACKENDS, IDENTITIES, Backend, LoadContext, ModelInfo, Telemetry
 from evalsuite.models.hf import architecture_of
+from evalsuite.models.rolling import TokenRequest, rolling_loglikelihoods
 
-TokenRequest = tuple[Any, list[int], list[int]]  # (cache key, context tokens, continuation tokens)
 SamplingFactory = Callable[..., Any]  # vllm.SamplingParams, or a stand-in taking the same keywords
 # Task generation_kwargs that mean the same to vLLM's SamplingParams as to transformers' generate().
 PASSED_THROUGH = ("top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty")
@@ -179,22 +178,13 @@ class VLLMBackend(Backend, TemplateLM):  # type: ignore[misc]
         and up to ``max_length - 2`` predicted tokens."""
         if self.max_length < 3:
             raise BackendError(f"max_length {self.max_length} is too short for rolling windows")
-        windows: list[TokenRequest] = []
-        owners: list[int] = []
-        for owner, request in enumerate(requests):
-            (text,) = request.args
-            for window in get_rolling_token_windows(
-                token_list=self.tok_encode(text),
-                prefix_token=self.prefix_token_id,
-                max_seq_len=self.max_length - 2,
-                context_len=1,
-            ):
-                windows.append((None, *make_disjoint_window(window)))
-                owners.append(owner)
-        totals = [0.0] * len(requests)
-        for owner, (score, _) in zip(owners, self._loglikelihood_tokens(windows), strict=True):
-            totals[owner] += score
-        return totals
+        return rolling_loglikelihoods(
+            [str(r.args[0]) for r in requests],
+            self.tok_encode,
+            self.prefix_token_id,
+            self.max_length - 2,
+            self._loglikelihood_tokens,
+        )
 
     # -- generation -------------------------------------------------------------------------------
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
