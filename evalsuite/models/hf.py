@@ -36,8 +36,8 @@ from evalsuite.models.base import (
     ModelInfo,
     Telemetry,
 )
-from evalsuite.models.rolling import TokenRequest, rolling_loglikelihoods
 from evalsuite.models.telemetry import Meter, RouterCapture, RoutingMeter
+from evalsuite.models.tokens import TokenizerRules, TokenRequest, rolling_loglikelihoods
 
 SSM_TYPES = ("mamba", "mamba2", "falcon_mamba")
 HYBRID_TYPES = ("jamba", "zamba", "zamba2", "bamba", "granitemoehybrid")
@@ -58,7 +58,7 @@ PLAIN_HEAD = (
 )
 
 
-class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
+class HFBackend(TokenizerRules, Backend, TemplateLM):  # type: ignore[misc]
     """A loaded transformers model. Build it with :func:`load`."""
 
     def __init__(
@@ -84,26 +84,6 @@ class HFBackend(Backend, TemplateLM):  # type: ignore[misc]
         if self.routing.gates and info.num_experts and info.experts_per_token:
             layers = len(self.routing.gates)
             self.meter.routing = RoutingMeter(layers, info.num_experts, info.experts_per_token)
-
-    # -- lm-eval's tokenization hooks -------------------------------------------------------------
-    @property
-    def eot_token_id(self) -> int:
-        return int(self.tokenizer.eos_token_id)
-
-    @property
-    def prefix_token_id(self) -> int:
-        bos = self.tokenizer.bos_token_id
-        return int(bos if bos is not None else self.tokenizer.eos_token_id)
-
-    def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs: Any) -> list[int]:
-        """lm-eval's rule: an explicit flag wins, then ``add_bos_token``, then the tokenizer's default;
-        never a second BOS when the text already starts with one."""
-        if add_special_tokens is None:
-            add_special_tokens = self.config.add_bos_token
-            if string.startswith(self.tokenizer.decode(self.prefix_token_id)):
-                add_special_tokens = False
-        extra = {} if add_special_tokens is None else {"add_special_tokens": add_special_tokens}
-        return list(self.tokenizer.encode(string, **extra))
 
     # -- scoring ----------------------------------------------------------------------------------
     def _loglikelihood_tokens(self, requests: list[TokenRequest], **kwargs: Any) -> list[tuple[float, bool]]:

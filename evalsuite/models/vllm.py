@@ -43,7 +43,7 @@ from evalsuite.errors import BackendError, ConfigError
 from evalsuite.models import sources
 from evalsuite.models.base import BACKENDS, IDENTITIES, Backend, LoadContext, ModelInfo, Telemetry
 from evalsuite.models.hf import architecture_of
-from evalsuite.models.rolling import TokenRequest, rolling_loglikelihoods
+from evalsuite.models.tokens import TokenizerRules, TokenRequest, rolling_loglikelihoods
 
 SamplingFactory = Callable[..., Any]  # vllm.SamplingParams, or a stand-in taking the same keywords
 # Task generation_kwargs that mean the same to vLLM's SamplingParams as to transformers' generate().
@@ -88,7 +88,7 @@ def _logprob(value: Any) -> float:
     return float(getattr(value, "logprob", value))
 
 
-class VLLMBackend(Backend, TemplateLM):  # type: ignore[misc]
+class VLLMBackend(TokenizerRules, Backend, TemplateLM):  # type: ignore[misc]
     """A model loaded by vLLM. Build it with :func:`load`; tests pass a stand-in ``llm``."""
 
     def __init__(
@@ -124,26 +124,6 @@ class VLLMBackend(Backend, TemplateLM):  # type: ignore[misc]
 
             self._sampling_params = SamplingParams
         return self._sampling_params(**settings)
-
-    # -- lm-eval's tokenization hooks (the hf backend's rules) ------------------------------------
-    @property
-    def eot_token_id(self) -> int:
-        return int(self.tokenizer.eos_token_id)
-
-    @property
-    def prefix_token_id(self) -> int:
-        bos = self.tokenizer.bos_token_id
-        return int(bos if bos is not None else self.tokenizer.eos_token_id)
-
-    def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs: Any) -> list[int]:
-        """An explicit flag wins, then ``add_bos_token``, then the tokenizer's default; never a second
-        BOS when the text already starts with one."""
-        if add_special_tokens is None:
-            add_special_tokens = self.config.add_bos_token
-            if string.startswith(self.tokenizer.decode(self.prefix_token_id)):
-                add_special_tokens = False
-        extra = {} if add_special_tokens is None else {"add_special_tokens": add_special_tokens}
-        return list(self.tokenizer.encode(string, **extra))
 
     # -- scoring ----------------------------------------------------------------------------------
     def _loglikelihood_tokens(self, requests: list[TokenRequest], **kwargs: Any) -> list[tuple[float, bool]]:
