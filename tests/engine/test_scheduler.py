@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from lm_eval.api.instance import Instance
 
 from evalsuite.engine import Engine
@@ -114,3 +115,35 @@ def test_a_second_call_reuses_what_the_engine_has_already_answered() -> None:
     sent = [args for call in backend.calls for args in call]
     assert sorted(sent) == [("q", " a"), ("q", " b"), ("q", " c")]  # " a" went to the model once
     assert outcomes[0][0].value == (-2.0, False)
+
+
+def test_a_backend_that_is_unusable_as_a_whole_stops_the_run() -> None:
+    from evalsuite.errors import BackendUnavailable
+
+    class Gone(CountingBackend):
+        def loglikelihood(
+            self, requests: list[Instance], disable_tqdm: bool = False
+        ) -> list[tuple[float, bool]]:
+            self.calls.append([r.args for r in requests])
+            raise BackendUnavailable("server unreachable after 7 tries")
+
+    backend = Gone()
+    with pytest.raises(BackendUnavailable, match="7 tries"):
+        Engine(backend).run([ll("Q", " a"), ll("Q", " b")])
+    assert len(backend.calls) == 1  # not retried request by request: no request can succeed
+
+
+def test_a_model_that_cannot_load_lazily_is_one_config_error_not_an_error_per_sample() -> None:
+    from evalsuite.errors import BackendError, ConfigError
+    from evalsuite.models.lazy import LazyBackend
+
+    attempts = []
+
+    def load() -> CountingBackend:
+        attempts.append(1)
+        raise BackendError("model 'm': cannot load /weights: truncated file")
+
+    lazy = LazyBackend(load, lambda backend: None, None)
+    with pytest.raises(ConfigError, match="truncated file"):
+        Engine(lazy).run([ll("Q", " a"), ll("Q", " b"), ll("R", " c")])
+    assert len(attempts) == 1

@@ -345,3 +345,15 @@ def test_a_run_stopped_by_the_retry_budget_resumes_where_it_stopped(
     requests = json.loads((run_dir / "manifest.json").read_text())["models"]["served"]["requests"]
     assert requests == {"computed": 6, "cached": 32, "failed": 0}  # the committed chunk is not asked again
     assert len(fake.requests) == answered_before + 6
+
+
+def test_an_unset_key_variable_stops_before_anything_runs(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from evalsuite import cli
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    config = served_config(tmp_path, "http://127.0.0.1:9/v1", data_dir, key_env=KEY_ENV)  # port 9: nobody
+    assert cli.main(["run", str(config)]) == 2
+    assert f"environment variable {KEY_ENV} (api.key_env) is not set" in capfd.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
