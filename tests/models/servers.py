@@ -78,10 +78,12 @@ class LlamaServer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # the default listen backlog (5) resets connections at high concurrency
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server: Any
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
