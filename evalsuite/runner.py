@@ -20,7 +20,7 @@ import torch
 
 from evalsuite import environment, gates
 from evalsuite.compare import build_comparisons, comparison_pairs, plan_for
-from evalsuite.config import TASKLESS_KINDS, RunConfig
+from evalsuite.config import TASKLESS_KINDS, ModelConfig, RunConfig
 from evalsuite.engine import Engine
 from evalsuite.engine.ranks import SINGLE, Ranks
 from evalsuite.engine.scheduler import AnswerCache
@@ -170,7 +170,9 @@ def execute(
         seed_everything(config.run.seed)
         backend, identity = open_backend(model_config, context)
         cache = AnswerCache(store, identity) if store is not None and identity is not None else None
-        engine = Engine(backend, cache=cache, seed=config.run.seed, ranks=ranks)
+        engine = Engine(
+            backend, chunk_size=chunk_size(model_config), cache=cache, seed=config.run.seed, ranks=ranks
+        )
         try:
             evaluate_model(plan, model_config.name, engine, progress, samples, results)
             if shift.wants(model_config.name):
@@ -258,6 +260,15 @@ def evaluate_model(
         progress.unit_finished(result)
         samples.extend(records)
         results.append(result)
+
+
+def chunk_size(model: ModelConfig) -> int:
+    """Requests per engine chunk (the unit of progress, caching and resume). A served model answers a
+    request at a time, so its chunks hold four rounds of ``api.concurrency``: progress moves and a
+    stopped run loses at most that much; local backends batch whole chunks and get 128."""
+    if model.api is not None:
+        return max(4 * model.api.concurrency, 16)
+    return 128
 
 
 def describe(

@@ -330,7 +330,7 @@ def test_a_run_stopped_by_the_retry_budget_resumes_where_it_stopped(
 
     def plan(n: int, body: bytes) -> Fault:
         if n == 34:
-            state["down"] = True  # the server goes away after the first chunk (32) and 2 more requests
+            state["down"] = True  # after the multiple-choice chunks (32 requests) and 2 generations
         return Fault(status=503) if state["down"] else PASS
 
     proxy = FaultProxy(fake.base_url, plan)
@@ -351,7 +351,7 @@ def test_a_run_stopped_by_the_retry_budget_resumes_where_it_stopped(
     import json
 
     requests = json.loads((run_dir / "manifest.json").read_text())["models"]["served"]["requests"]
-    assert requests == {"computed": 6, "cached": 32, "failed": 0}  # the committed chunk is not asked again
+    assert requests == {"computed": 6, "cached": 32, "failed": 0}  # committed chunks are not asked again
     assert len(fake.requests) == answered_before + 6
 
 
@@ -395,3 +395,14 @@ def test_local_chat_needs_a_tokenizer_with_a_template(
     )
     with pytest.raises(ConfigError, match="no chat template"):
         BACKENDS.get("openai")(config, LoadContext(tmp_path, seed=7))
+
+
+def test_served_chunks_are_a_few_rounds_of_concurrency(tmp_path: Path) -> None:
+    from evalsuite.runner import chunk_size
+
+    def served(concurrency: int) -> ModelConfig:
+        api = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "concurrency": concurrency}
+        return ModelConfig.model_validate({"name": "s", "backend": "openai", "api": api})
+
+    assert [chunk_size(served(c)) for c in (1, 8, 64)] == [16, 32, 256]
+    assert chunk_size(ModelConfig(name="local", path=str(tmp_path))) == 128
