@@ -319,6 +319,8 @@ def test_a_run_through_faults_has_every_sample_once_and_no_trace_of_the_key(
             assert KEY.encode() not in path.read_bytes(), f"the API key appears in {path}"
     manifest = (run_dir / "manifest.json").read_text()
     assert KEY_ENV in manifest  # the variable's name is recorded, its value is not
+    report = (run_dir / "report.html").read_text()  # the reviewer sees where it was served and the retries
+    assert proxy.base_url in report and "not known" in report and " retries</span>" in report
 
 
 def test_a_run_stopped_by_the_retry_budget_resumes_where_it_stopped(
