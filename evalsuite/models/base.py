@@ -24,6 +24,10 @@ from evalsuite.store import Store
 
 Architecture = Literal["dense", "moe", "ssm", "hybrid", "unknown"]
 
+# Task generation_kwargs that inference servers and vLLM's SamplingParams take under the same names as
+# transformers' generate(); backends that cannot pass a task's setting on reject it instead of ignoring it.
+SAMPLING_EXTRAS = ("top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty")
+
 
 @dataclass(frozen=True)
 class ModelInfo:

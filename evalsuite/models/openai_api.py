@@ -36,7 +36,15 @@ from lm_eval.api.instance import Instance
 from evalsuite.config import ApiSettings, ModelConfig
 from evalsuite.errors import BackendError, ConfigError
 from evalsuite.models import sources
-from evalsuite.models.base import BACKENDS, IDENTITIES, Backend, LoadContext, ModelInfo, Telemetry
+from evalsuite.models.base import (
+    BACKENDS,
+    IDENTITIES,
+    SAMPLING_EXTRAS,
+    Backend,
+    LoadContext,
+    ModelInfo,
+    Telemetry,
+)
 from evalsuite.models.http import Client
 
 SCORING_VERSION = 1  # raise when a change here alters answers: old cache entries retire
@@ -137,6 +145,14 @@ class OpenAIBackend(Backend):
         }
         if until:
             body["stop"] = until
+        for name in SAMPLING_EXTRAS:
+            if name in settings:
+                body[name] = settings.pop(name)
+        if settings:
+            raise BackendError(
+                f"generation setting(s) {', '.join(sorted(settings))} cannot be sent to the server "
+                f"(it takes until, max_gen_toks, temperature, do_sample, top_p, {', '.join(SAMPLING_EXTRAS)})"
+            )
         if temperature > 0:  # the draw depends on the run seed and the request, not on the order sent
             digest = hashlib.sha256(json.dumps([self.seed, context, body, occurrence]).encode()).digest()
             body["seed"] = int.from_bytes(digest[:4], "little") >> 1

@@ -41,13 +41,19 @@ from lm_eval.api.model import TemplateLM
 from evalsuite.config import ModelConfig
 from evalsuite.errors import BackendError, ConfigError
 from evalsuite.models import sources
-from evalsuite.models.base import BACKENDS, IDENTITIES, Backend, LoadContext, ModelInfo, Telemetry
+from evalsuite.models.base import (
+    BACKENDS,
+    IDENTITIES,
+    SAMPLING_EXTRAS,
+    Backend,
+    LoadContext,
+    ModelInfo,
+    Telemetry,
+)
 from evalsuite.models.hf import architecture_of
 from evalsuite.models.tokens import TokenizerRules, TokenRequest, rolling_loglikelihoods
 
 SamplingFactory = Callable[..., Any]  # vllm.SamplingParams, or a stand-in taking the same keywords
-# Task generation_kwargs that mean the same to vLLM's SamplingParams as to transformers' generate().
-PASSED_THROUGH = ("top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty")
 DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "auto": "auto"}
 INSTALL_HINT = "pip install 'evalsuite[vllm]' (vLLM needs a CUDA GPU)"
 
@@ -215,13 +221,13 @@ class VLLMBackend(TokenizerRules, Backend, TemplateLM):  # type: ignore[misc]
         options: dict[str, Any] = {"max_tokens": max_new, "temperature": 0.0, "top_p": 1.0, "seed": None}
         if do_sample and temperature > 0:
             options.update(temperature=temperature, top_p=top_p)
-        for name in PASSED_THROUGH:
+        for name in SAMPLING_EXTRAS:
             if name in settings:
                 options[name] = settings.pop(name)
         if settings:
             raise BackendError(
                 f"generation setting(s) {', '.join(sorted(settings))} have no vLLM counterpart "
-                f"(it takes until, max_gen_toks, temperature, do_sample, top_p, {', '.join(PASSED_THROUGH)})"
+                f"(it takes until, max_gen_toks, temperature, do_sample, top_p, {', '.join(SAMPLING_EXTRAS)})"
             )
         return until, options
 

@@ -408,3 +408,13 @@ def test_served_chunks_are_a_few_rounds_of_concurrency(tmp_path: Path) -> None:
 
     assert [chunk_size(served(c)) for c in (1, 8, 64)] == [16, 32, 256]
     assert chunk_size(ModelConfig(name="local", path=str(tmp_path))) == 128
+
+
+def test_a_tasks_sampling_extras_are_sent_and_other_settings_refused(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    backend = backend_for(fake.base_url, tmp_path)
+    backend.generate_until([gen("Q", top_k=5, repetition_penalty=1.1)])
+    assert fake.requests[-1]["top_k"] == 5 and fake.requests[-1]["repetition_penalty"] == 1.1
+    with pytest.raises(BackendError, match="num_beams cannot be sent to the server"):
+        backend.generate_until([gen("Q", num_beams=4)])
