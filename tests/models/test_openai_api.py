@@ -418,3 +418,33 @@ def test_a_tasks_sampling_extras_are_sent_and_other_settings_refused(
     assert fake.requests[-1]["top_k"] == 5 and fake.requests[-1]["repetition_penalty"] == 1.1
     with pytest.raises(BackendError, match="num_beams cannot be sent to the server"):
         backend.generate_until([gen("Q", num_beams=4)])
+
+
+def test_a_sampling_probe_gets_distinct_draws_from_a_served_model(
+    fake: FakeOpenAI, data_dir: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    from evalsuite import cli
+    from evalsuite.records import read_samples
+
+    settings = {"base_url": fake.base_url, "model": "fake", "prompt_prefix": PREFIX}
+    config = {
+        "run": {"name": "probe", "output_dir": "out", "data_dir": str(data_dir), "cache_dir": "cache"},
+        "models": [{"name": "served", "backend": "openai", "api": settings}],
+        "probes": [
+            {
+                "kind": "self_consistency",
+                "tasks": ["quickstart_qa"],
+                "limit": 3,
+                "samples": 4,
+                "embedding": False,
+            }
+        ],
+    }
+    (tmp_path / "probe.yaml").write_text(yaml.safe_dump(config))
+    assert cli.main(["run", str(tmp_path / "probe.yaml")]) == 0
+    seeds = [r["seed"] for r in fake.requests if r.get("temperature", 0) > 0]
+    assert len(seeds) == 12 and len(set(seeds)) == 12  # 3 questions x 4 draws, each its own seed
+    records = list(read_samples(tmp_path / "out" / "probe" / "samples.jsonl"))
+    assert {r.doc_id for r in records} == {0, 1, 2} and all(r.error is None for r in records)
