@@ -12,13 +12,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from lm_eval.api.model import LM
 from numpy.typing import NDArray
 
 from evalsuite.config import ModelConfig
+from evalsuite.errors import BackendError
 from evalsuite.registry import Registry
 from evalsuite.store import Store
 
@@ -27,6 +28,18 @@ Architecture = Literal["dense", "moe", "ssm", "hybrid", "unknown"]
 # Task generation_kwargs that inference servers and vLLM's SamplingParams take under the same names as
 # transformers' generate(); backends that cannot pass a task's setting on reject it instead of ignoring it.
 SAMPLING_EXTRAS = ("top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty")
+
+
+def sampling_extras(settings: dict[str, Any], refusal: str) -> dict[str, Any]:
+    """Take the SAMPLING_EXTRAS out of a task's remaining generation settings; any other setting left is
+    a BackendError: "generation setting(s) <names> <refusal> (it takes ...)"."""
+    extras = {name: settings.pop(name) for name in SAMPLING_EXTRAS if name in settings}
+    if settings:
+        raise BackendError(
+            f"generation setting(s) {', '.join(sorted(settings))} {refusal} "
+            f"(it takes until, max_gen_toks, temperature, do_sample, top_p, {', '.join(SAMPLING_EXTRAS)})"
+        )
+    return extras
 
 
 @dataclass(frozen=True)

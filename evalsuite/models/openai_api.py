@@ -39,11 +39,11 @@ from evalsuite.models import sources
 from evalsuite.models.base import (
     BACKENDS,
     IDENTITIES,
-    SAMPLING_EXTRAS,
     Backend,
     LoadContext,
     ModelInfo,
     Telemetry,
+    sampling_extras,
 )
 from evalsuite.models.http import Client
 
@@ -145,14 +145,7 @@ class OpenAIBackend(Backend):
         }
         if until:
             body["stop"] = until
-        for name in SAMPLING_EXTRAS:
-            if name in settings:
-                body[name] = settings.pop(name)
-        if settings:
-            raise BackendError(
-                f"generation setting(s) {', '.join(sorted(settings))} cannot be sent to the server "
-                f"(it takes until, max_gen_toks, temperature, do_sample, top_p, {', '.join(SAMPLING_EXTRAS)})"
-            )
+        body.update(sampling_extras(settings, "cannot be sent to the server"))
         if temperature > 0:  # the draw depends on the run seed and the request, not on the order sent
             digest = hashlib.sha256(json.dumps([self.seed, context, body, occurrence]).encode()).digest()
             body["seed"] = int.from_bytes(digest[:4], "little") >> 1

@@ -44,11 +44,11 @@ from evalsuite.models import sources
 from evalsuite.models.base import (
     BACKENDS,
     IDENTITIES,
-    SAMPLING_EXTRAS,
     Backend,
     LoadContext,
     ModelInfo,
     Telemetry,
+    sampling_extras,
 )
 from evalsuite.models.hf import architecture_of
 from evalsuite.models.tokens import TokenizerRules, TokenRequest, rolling_loglikelihoods
@@ -221,14 +221,7 @@ class VLLMBackend(TokenizerRules, Backend, TemplateLM):  # type: ignore[misc]
         options: dict[str, Any] = {"max_tokens": max_new, "temperature": 0.0, "top_p": 1.0, "seed": None}
         if do_sample and temperature > 0:
             options.update(temperature=temperature, top_p=top_p)
-        for name in SAMPLING_EXTRAS:
-            if name in settings:
-                options[name] = settings.pop(name)
-        if settings:
-            raise BackendError(
-                f"generation setting(s) {', '.join(sorted(settings))} have no vLLM counterpart "
-                f"(it takes until, max_gen_toks, temperature, do_sample, top_p, {', '.join(SAMPLING_EXTRAS)})"
-            )
+        options.update(sampling_extras(settings, "have no vLLM counterpart"))
         return until, options
 
     # -- evalsuite's additions --------------------------------------------------------------------
