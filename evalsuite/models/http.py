@@ -24,7 +24,6 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -48,12 +47,6 @@ class Transient(Exception):
         self.retry_after = retry_after
 
 
-@dataclass
-class Counters:
-    requests: int = 0  # requests answered
-    retries: int = 0  # tries repeated after a transient failure
-
-
 class Client:
     """Posts JSON bodies to one server, many at a time; see the module docstring for the policy."""
 
@@ -61,7 +54,7 @@ class Client:
         self.api = api
         self.base_url = api.base_url.rstrip("/")
         self._key = key
-        self.counters = Counters()
+        self.retries = 0  # tries repeated after a transient failure
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._wait = wait_exponential_jitter(initial=api.backoff, max=api.max_backoff, jitter=api.backoff)
 
@@ -159,7 +152,6 @@ class Client:
             raise BackendError(f"the server's answer is not JSON: {self._excerpt(response)}") from None
         if not isinstance(answer, dict):
             raise BackendError(f"the server's answer is not a JSON object: {self._excerpt(response)}")
-        self.counters.requests += 1
         return answer
 
     def _worth_retrying(self, error: BaseException) -> bool:
@@ -176,7 +168,7 @@ class Client:
         return wait
 
     def _count_retry(self, state: RetryCallState) -> None:
-        self.counters.retries += 1
+        self.retries += 1
 
     def _excerpt(self, response: httpx.Response) -> str:
         text = " ".join(response.text.split())

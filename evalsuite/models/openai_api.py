@@ -182,7 +182,7 @@ class OpenAIBackend(Backend):
             scoring_seconds=self._scoring_seconds,
             generated_tokens=self._generated,
             generation_seconds=self._generation_seconds,
-            retries=self.client.counters.retries,
+            retries=self.client.retries,
         )
 
 
