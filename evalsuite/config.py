@@ -19,6 +19,7 @@ with a "did you mean" where a close name exists.
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -282,6 +283,11 @@ class StatsSettings(StrictModel):
     kl_top_k: int = Field(256, ge=1)
 
 
+class DeprecatedKey(DeprecationWarning):
+    """A config key that still works under an old spelling; the message names the new one. Warned with
+    :func:`warnings.warn`, never printed: the command line decides how to show it."""
+
+
 class ThresholdGate(StrictModel):
     kind: Literal["threshold"]
     name: str | None = None
@@ -290,7 +296,27 @@ class ThresholdGate(StrictModel):
     models: tuple[str, ...] | None = None  # default: every model
     min: float | None = None
     max: float | None = None
-    on: Literal["bound", "value"] = "bound"  # the confidence bound (default) or the point estimate
+    judge_on: Literal["bound", "value"] = "bound"  # the confidence bound (default) or the point estimate
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_key_on(cls, data: Any) -> Any:
+        """``on`` was this key's first name; YAML 1.1 reads a bare ``on`` as the boolean true, so a key
+        ``True`` is that old spelling too. Both still work, with a DeprecatedKey warning."""
+        if not isinstance(data, dict):
+            return data
+        old = [key for key in data if key == "on" or key is True]
+        if not old:
+            return data
+        where = f"gate {data['name']!r}" if data.get("name") else f"threshold gate on {data.get('task')!r}"
+        warnings.warn(
+            f"{where}: the key 'on' is now 'judge_on' (YAML reads a bare 'on' as true); 'on' still works",
+            DeprecatedKey,
+            stacklevel=2,
+        )
+        if "judge_on" in data or len(old) > 1:
+            raise ValueError("'on' is the old name of 'judge_on': give 'judge_on' only")
+        return {("judge_on" if key in old else key): value for key, value in data.items()}
 
     @model_validator(mode="after")
     def _one_limit(self) -> ThresholdGate:

@@ -123,7 +123,7 @@ def _threshold(label: str, gate: ThresholdGate, results: Sequence[TaskResult]) -
         if metric.value is None:
             checks.append(Check(gate=label, target=target, status="inconclusive", reason="no scored samples"))
             continue
-        if gate.on == "value" or metric.ci_low is None or metric.ci_high is None:
+        if gate.judge_on == "value" or metric.ci_low is None or metric.ci_high is None:
             ok = metric.value >= limit if above else metric.value <= limit
             status: Status = "pass" if ok else "fail"
             reason = f"{metric.value:.4f} {'meets' if ok else 'misses'} {word} {limit:g} (point estimate)"

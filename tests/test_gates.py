@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,9 @@ import yaml
 from lxml import etree
 
 from evalsuite import cli
-from evalsuite.config import GatePolicy
+from evalsuite.config import DeprecatedKey, GatePolicy
 from evalsuite.errors import ConfigError
-from evalsuite.gates import evaluate, junit_xml
+from evalsuite.gates import evaluate, junit_xml, parse_policy
 from evalsuite.records import Check, Results, Verdict
 from tests.test_compare import BASE, SAME, WORSE, scripted_run
 
@@ -52,12 +53,62 @@ def test_threshold_on_the_confidence_bound(results: Results) -> None:
 
 
 def test_threshold_on_the_point_estimate_and_maximum(results: Results) -> None:
-    rule = {"kind": "threshold", "task": "quickstart_mc", "min": 0.6, "on": "value", "models": ["worse"]}
+    rule = {
+        "kind": "threshold",
+        "task": "quickstart_mc",
+        "min": 0.6,
+        "judge_on": "value",
+        "models": ["worse"],
+    }
     verdict = evaluate(policy(rule), results)
     assert [(c.target, c.status) for c in verdict.checks] == [("worse on quickstart_mc (acc)", "fail")]
     assert "(point estimate)" in verdict.checks[0].reason
     ceiling = evaluate(policy({"kind": "threshold", "task": "quickstart_mc", "max": 0.95}), results)
     assert ceiling.passed
+
+
+ON_VALUE = """
+rules:
+  - kind: threshold
+    task: quickstart_mc
+    models: [worse]
+    min: 0.6
+    on: value
+"""
+
+
+def test_the_old_key_on_is_read_with_a_deprecation_warning(results: Results) -> None:
+    """YAML 1.1 reads the key ``on`` as the boolean true; a policy written as the docs once showed loads."""
+    data = yaml.safe_load(ON_VALUE)
+    assert True in data["rules"][0]  # what users' files hold
+    with pytest.warns(
+        DeprecationWarning, match="threshold gate on 'quickstart_mc': the key 'on' is now 'judge_on'"
+    ) as caught:
+        old = parse_policy(data, "policy.yaml")
+    assert all(issubclass(w.category, DeprecatedKey) for w in caught)
+    with pytest.warns(DeprecatedKey, match="judge_on"):  # the string key, as JSON (an old manifest) holds it
+        quoted = parse_policy(yaml.safe_load(ON_VALUE.replace("on: value", "'on': value")), "policy.yaml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        new = parse_policy(yaml.safe_load(ON_VALUE.replace("on: value", "judge_on: value")), "policy.yaml")
+    assert old == quoted == new and new.rules[0].judge_on == "value"  # type: ignore[union-attr]
+    verdict = evaluate(new, results)
+    assert [(c.status, "(point estimate)" in c.reason) for c in verdict.checks] == [("fail", True)]
+
+
+def test_the_old_and_the_new_key_together_are_an_error() -> None:
+    text = ON_VALUE.replace("on: value", "on: value\n    judge_on: bound")
+    with pytest.warns(DeprecatedKey), pytest.raises(ConfigError, match="give 'judge_on' only"):
+        parse_policy(yaml.safe_load(text), "policy.yaml")
+
+
+def test_gate_command_reads_a_policy_with_the_old_key(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text(ON_VALUE.replace("min: 0.6", "min: 0.5"), encoding="utf-8")  # worse 0.575 >= 0.5
+    assert cli.main(["gate", str(finished), "--policy", str(path)]) == 0
+    capsys.readouterr()
 
 
 def test_inconclusive_counts_as_the_policy_says(results: Results) -> None:
