@@ -1,8 +1,13 @@
-"""Command line: ``evalsuite run | quickstart | tasks``.
+"""Command line: ``evalsuite run | quickstart | compare | gate | report | tasks``.
 
 The only module that reads environment variables, prints, or picks exit codes:
-0 success, 1 a gate failed (gates arrive with the report), 2 usage, configuration or input error,
-3 a backend became unusable mid-run (a server unreachable after its retries): rerun to resume.
+
+0. success: every unit measured, every gate passed;
+1. a gate failed, and nothing else: CI reads 1 as "the variant does not ship";
+2. usage, configuration or input error (one line; nothing written);
+3. a backend became unusable mid-run (a server unreachable after its retries): rerun to resume;
+4. nothing was measured for some model and task (every sample failed): no verdict is possible;
+5. an internal error (a bug in evalsuite or a library): one line, the traceback saved to a file.
 
 Under ``torchrun`` or ``accelerate launch`` every rank runs this same command; rank 0 alone prints and
 writes the run directory.
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
     from evalsuite.engine.ranks import Ranks
 
 EXIT_OK, EXIT_INPUT_ERROR, EXIT_UNAVAILABLE = 0, 2, 3  # 1, a failed gate, comes from the verdict
+EXIT_NOTHING_MEASURED, EXIT_INTERNAL_ERROR = 4, 5
 ENV_DATA_DIR, ENV_CACHE_DIR = "EVALSUITE_DATA_DIR", "EVALSUITE_CACHE_DIR"
 
 console = Console(stderr=True)
@@ -170,8 +176,8 @@ def quiet_libraries() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_libraries()
     try:
+        quiet_libraries()
         if args.command == "tasks":
             return list_tasks(args.task_dir)
         if args.command == "compare":
@@ -183,14 +189,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config) if args.command == "run" else quickstart_config()
         return run(apply_overrides(config, args), args)
     except BackendUnavailable as error:
-        console.print(f"[bold red]stopped:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        say("stopped", one_line(error))
         return EXIT_UNAVAILABLE
     except EvalsuiteError as error:
-        console.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        say("error", one_line(error))
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; no run directory was written[/yellow]")
         return 130
+    except Exception as error:  # a bug: never 0 or 1, which CI would read as a verdict
+        saved = save_traceback(error, argv)
+        say(
+            "internal error",
+            f"{one_line(f'{type(error).__name__}: {error}')} (a bug in evalsuite, not in "
+            f"your input; traceback saved to {saved})",
+        )
+        return EXIT_INTERNAL_ERROR
+
+
+def say(label: str, message: str) -> None:
+    """One line on stderr, however wide the terminal (long lines are not wrapped, only soft-wrapped)."""
+    console.print(f"[bold red]{label}:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def one_line(message: object) -> str:
+    """A message as one line: libraries' multi-line errors (transformers' advice, pydantic's tables)
+    collapse into it."""
+    return " ".join(str(message).split())
+
+
+def save_traceback(error: BaseException, argv: Sequence[str] | None) -> str:
+    """Write the traceback of an unexpected error to a new file in the temporary folder; its path."""
+    import importlib.metadata
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(error))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    header = f"evalsuite {importlib.metadata.version('evalsuite')}\narguments: {arguments}\n\n"
+    try:
+        fd, path = tempfile.mkstemp(prefix="evalsuite-error-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(header + text)
+    except OSError as failure:
+        return f"nowhere ({failure.strerror}); rerun with python -X dev to see it"
+    return path
 
 
 def quickstart_config() -> RunConfig:
@@ -282,7 +325,8 @@ def run_ranked(config: RunConfig, args: argparse.Namespace, secrets: dict[str, s
             out.print(f"  {task.spec.name}: {len(task.instances)} requests ({task.spec.source})")
         return EXIT_OK
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as bars:
+    # no live display where stderr is no terminal (logs get one line per unit instead, and no blank line)
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bars:
         outcome = runner.execute(the_plan, RichProgress(bars), secrets, ranks)
     out.print(summary_table(outcome.results.results))
     if outcome.results.comparisons:
@@ -294,6 +338,10 @@ def run_ranked(config: RunConfig, args: argparse.Namespace, secrets: dict[str, s
             f"[yellow]{outcome.errors} sample(s) failed; their errors are in samples.jsonl[/yellow]"
         )
     out.print(f"run directory: {outcome.run_dir}")
+    if outcome.unmeasured:
+        units = "; ".join(outcome.unmeasured)
+        say("nothing measured", f"every sample failed for {units}: see the errors in samples.jsonl")
+        return EXIT_NOTHING_MEASURED
     return outcome.exit_code
 
 

@@ -265,6 +265,15 @@ class RunSettings(StrictModel):
     cache_dir: Path | None = None
     answer_cache: bool = True  # keep every answer in <cache_dir>/evalsuite-cache.sqlite and reuse it
 
+    @field_validator("output_dir", "data_dir", "task_dirs", "cache_dir", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """The operating system takes no NUL byte in a path (Python would raise deep inside the run)."""
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, str) and "\0" in item:
+                raise ValueError(f"a path cannot hold a NUL byte (got {item!r})")
+        return value
+
 
 class StatsSettings(StrictModel):
     """How results are summarised and models compared; per-task keys in ``tasks`` override these."""

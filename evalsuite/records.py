@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evalsuite.errors import DataError
+from evalsuite.files import file_mode
 
 SAMPLE_SCHEMA = "evalsuite.sample/1"
 RESULTS_SCHEMA = "evalsuite.results/1"
@@ -251,7 +252,15 @@ class Results(_Record):
 
 
 def to_json_line(record: SampleRecord) -> str:
-    return json.dumps(record.model_dump(mode="json", by_alias=True), ensure_ascii=False, default=str) + "\n"
+    """One JSON line, readable UTF-8; a string that UTF-8 cannot hold (a lone surrogate from the data) is
+    written with JSON escapes instead, which lose nothing."""
+    data = record.model_dump(mode="json", by_alias=True)
+    line = json.dumps(data, ensure_ascii=False, default=str)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(data, ensure_ascii=True, default=str)
+    return line + "\n"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -259,6 +268,7 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would hide the run from every other user
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

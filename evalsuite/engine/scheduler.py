@@ -84,6 +84,19 @@ def request_key(instance: Instance, repeat: int = 0, seed: int | None = None) ->
     return json.dumps(parts, sort_keys=True, default=str)
 
 
+def valid_text(value: Any) -> Any:
+    """A generation as text that can be written: a lone surrogate (``"\\ud800"`` is valid JSON, and a served
+    model can send it) becomes U+FFFD, the replacement character, as a UTF-8 decoder would make it.
+    Anything that is not a string passes unchanged."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in value)
+    return value
+
+
 def _portable(error: Exception | None) -> Exception | None:
     """An exception that survives pickling to another rank (evalsuite's own do; others as text)."""
     if error is None or isinstance(error, EvalsuiteError):
@@ -220,7 +233,7 @@ class Engine:
         stored = self.cache.get([k for k, _ in chunk], request_type) if self.cache else {}
         todo = [(k, i) for k, i in chunk if k not in stored]
         for key, value in stored.items():
-            self._answers[key] = Outcome(value=value)
+            self._answers[key] = Outcome(value=valid_text(value))
         self.counts.cached += len(stored)
         if not todo:
             return
@@ -241,7 +254,7 @@ class Engine:
             values = method(chunk, disable_tqdm=True)
             if len(values) != len(chunk):
                 raise RuntimeError(f"backend answered {len(values)} of {len(chunk)} requests")
-            return [Outcome(value=v) for v in values]
+            return [Outcome(value=valid_text(v)) for v in values]
         except EvalsuiteError as error:
             if not isinstance(error, BackendError):  # the backend as a whole is unusable: stop the run
                 raise

@@ -141,6 +141,13 @@ class TokenDistributions(Protocol):
 BackendFactory = Callable[[ModelConfig, LoadContext], Backend]
 BACKENDS: Registry[BackendFactory] = Registry("backend")
 
+BackendCheck = Callable[[ModelConfig], None]
+PREFLIGHT: Registry[BackendCheck] = Registry("backend check")
+"""Backends register here what can be checked in seconds without loading anything (the weights exist or
+are in the offline hub cache, the device and the packages they need are there), so that a run that cannot
+work says so before any model loads, any model is converted or any file is written. A check raises
+ConfigError with one line that says what to do."""
+
 BackendIdentity = Callable[[ModelConfig, LoadContext], str]
 IDENTITIES: Registry[BackendIdentity] = Registry("backend identity")
 """Backends that can name their model before loading it (weights hash, dtype, quantization, library

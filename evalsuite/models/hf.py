@@ -25,11 +25,12 @@ from lm_eval.models.utils_hf import stop_sequences_criteria
 from numpy.typing import NDArray
 
 from evalsuite.config import ModelConfig
-from evalsuite.errors import BackendError
+from evalsuite.errors import BackendError, ConfigError
 from evalsuite.models import prefix, quantize, sources
 from evalsuite.models.base import (
     BACKENDS,
     IDENTITIES,
+    PREFLIGHT,
     Architecture,
     Backend,
     LoadContext,
@@ -414,13 +415,31 @@ def auto_batch_rows(device: torch.device) -> int:
     return 64 if device.type == "cuda" else 8
 
 
+@PREFLIGHT.register("hf")
+def preflight(config: ModelConfig) -> None:
+    """Weights that can be found, a device that exists and the quantization's package, checked before
+    anything loads (a GGUF file would otherwise be converted first, a CUDA model found missing only after)."""
+    try:
+        resolve_device(config)
+    except BackendError as error:
+        raise ConfigError(str(error)) from None
+    quantize.check_available(config)
+    sources.check_location(config)
+
+
 def resolve_device(config: ModelConfig) -> torch.device:
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BackendError(
-            f"model {config.name!r} asks for device {config.device!r} but CUDA is not available"
+            f"model {config.name!r} asks for device {config.device!r}, but torch {torch.__version__} sees "
+            "no CUDA device: use device: cpu (or auto)"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise BackendError(
+            f"model {config.name!r} asks for device 'mps', but this machine has none: "
+            "use device: cpu (or auto)"
         )
     return device
 

@@ -39,6 +39,7 @@ from evalsuite.models import sources
 from evalsuite.models.base import (
     BACKENDS,
     IDENTITIES,
+    PREFLIGHT,
     Backend,
     LoadContext,
     ModelInfo,
@@ -285,6 +286,14 @@ def load_chat_template(config: ModelConfig) -> Any:
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError(f"model {config.name!r}: the tokenizer has no chat template (api.chat: local)")
     return tokenizer
+
+
+@PREFLIGHT.register("openai")
+def preflight(config: ModelConfig) -> None:
+    """A served model needs no weights; where ``path`` or ``package`` names its chat template's tokenizer,
+    that must be found."""
+    if config.path is not None or config.package is not None:
+        sources.check_location(config)
 
 
 @BACKENDS.register("openai")

@@ -11,6 +11,7 @@ is CPU-only by construction.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import torch
@@ -19,6 +20,22 @@ from evalsuite.config import ModelConfig, Quantization
 from evalsuite.errors import BackendError, ConfigError
 
 BNB_4BIT = {"bnb-nf4": "nf4", "bnb-fp4": "fp4"}
+
+
+PACKAGES = {"bnb-int8": "bitsandbytes", "bnb-nf4": "bitsandbytes", "bnb-fp4": "bitsandbytes"}
+PACKAGES |= {"torchao-int8-weight-only": "torchao"}
+
+
+def check_available(config: ModelConfig) -> None:
+    """The quantization's package is installed and its device is right (found before anything loads)."""
+    package = PACKAGES.get(config.quantization)
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise ConfigError(
+            f"model {config.name!r}: quantization {config.quantization!r} needs the package {package}, "
+            "which is not installed: pip install 'evalsuite[quant]'"
+        )
+    if config.quantization == "torch-int8-dynamic" and config.device not in ("cpu", "auto"):
+        raise ConfigError("quantization 'torch-int8-dynamic' runs on CPU only; use device: cpu")
 
 
 def load_time_kwargs(config: ModelConfig, compute_dtype: torch.dtype) -> dict[str, Any]:

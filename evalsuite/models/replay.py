@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from evalsuite.config import ModelConfig, format_validation_error
 from evalsuite.errors import BackendError, ConfigError, DataError
-from evalsuite.models.base import BACKENDS, Backend, LoadContext, ModelInfo, Telemetry
+from evalsuite.models.base import BACKENDS, PREFLIGHT, Backend, LoadContext, ModelInfo, Telemetry
 from evalsuite.models.sources import sha256_file
 
 
@@ -146,9 +146,17 @@ def read_recordings(
     return answers
 
 
-@BACKENDS.register("replay")
-def load(config: ModelConfig, context: LoadContext) -> ReplayBackend:
+@PREFLIGHT.register("replay")
+def preflight(config: ModelConfig) -> None:
     path = Path(config.path or "")
+    if path.is_dir():
+        raise ConfigError(f"model {config.name!r}: replay path {path} is a folder; name the JSONL file in it")
     if not path.is_file():
         raise ConfigError(f"model {config.name!r}: replay file {path} does not exist")
+
+
+@BACKENDS.register("replay")
+def load(config: ModelConfig, context: LoadContext) -> ReplayBackend:
+    preflight(config)
+    path = Path(config.path or "")
     return ReplayBackend(path, read_recordings(path))

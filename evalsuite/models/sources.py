@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import shutil
-import tempfile
 from pathlib import Path
 
 from evalsuite.config import ModelConfig
 from evalsuite.errors import BackendError, ConfigError
+from evalsuite.files import follow_umask, staging_folder
 from evalsuite.models.base import LoadContext
 from evalsuite.store import Store
 
@@ -49,6 +49,34 @@ def gguf_source(config: ModelConfig) -> Path | None:
     if not candidate.is_file():
         raise ConfigError(f"model {config.name!r}: GGUF file {candidate} does not exist")
     return candidate
+
+
+def check_location(config: ModelConfig) -> None:
+    """Find in seconds that a model's weights cannot be had: a GGUF file or package that is not there, a
+    path that is neither a folder nor a hub id, or a hub id that is not in the local hub cache while the
+    hub is offline. Raises ConfigError; reads no weights."""
+    if gguf_source(config) is not None or config.path is None:
+        return
+    path = config.path
+    if Path(path).exists():
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]  # no __all__ there
+
+    try:
+        validate_repo_id(path)
+    except HFValidationError:
+        raise ConfigError(
+            f"model {config.name!r}: path {path!r} is neither an existing folder nor a hub id"
+        ) from None
+    if constants.HF_HUB_OFFLINE and not isinstance(
+        try_to_load_from_cache(path, "config.json", revision=config.revision), str
+    ):
+        raise ConfigError(
+            f"model {config.name!r}: {path!r} is no local folder and is not in the hub cache, and the hub "
+            "is offline (HF_HUB_OFFLINE=1): give the checkpoint folder's path, or download it once online"
+        )
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -90,13 +118,13 @@ def convert_gguf(gguf: Path, context: LoadContext) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     context.progress(f"converting {gguf.name} to a cached checkpoint (once)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    staging = staging_folder(target.parent, ".convert-")
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        follow_umask(staging)
         staging.rename(target)
     except OSError as error:
         if (target / "config.json").is_file():  # another process finished first

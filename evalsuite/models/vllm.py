@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import importlib.util
 import json
 import time
 from collections import Counter
@@ -44,6 +45,7 @@ from evalsuite.models import sources
 from evalsuite.models.base import (
     BACKENDS,
     IDENTITIES,
+    PREFLIGHT,
     Backend,
     LoadContext,
     ModelInfo,
@@ -306,6 +308,20 @@ def check_config(config: ModelConfig) -> str:
             "not 'package' or 'gguf_file'"
         )
     return config.path
+
+
+@PREFLIGHT.register("vllm")
+def preflight(config: ModelConfig) -> None:
+    """Settings vLLM takes, vLLM itself and a CUDA GPU, and weights that can be found: before anything
+    starts."""
+    check_config(config)
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError(
+            f"model {config.name!r}: backend 'vllm' needs vLLM, which is not installed: {INSTALL_HINT}"
+        )
+    if not torch.cuda.is_available():
+        raise ConfigError(f"model {config.name!r}: backend 'vllm' needs a CUDA GPU, and torch sees none")
+    sources.check_location(config)
 
 
 @BACKENDS.register("vllm")

@@ -24,7 +24,7 @@ from evalsuite.errors import DataError
 from evalsuite.records import ChoiceScore, MetricResult, SampleRecord, TaskResult
 from evalsuite.stats.aggregates import summarize
 from evalsuite.stats.intervals import Interval
-from evalsuite.tasks.sources import TaskSpec
+from evalsuite.tasks.sources import TaskSpec, task_manager
 
 # What a failed request stands in with, so lm-eval's filters still run; the sample is marked as an error.
 _PLACEHOLDER: dict[str, Any] = {
@@ -89,9 +89,9 @@ def _metric_names(task: Any) -> tuple[str, ...]:
 
 
 def _registry_task(name: str, num_fewshot: int | None) -> Any:
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import get_task_dict
 
-    tasks = _leaves(get_task_dict([name], TaskManager()))
+    tasks = _leaves(get_task_dict([name], task_manager()))
     if len(tasks) != 1:
         raise DataError(f"lm-eval task {name!r} is a group of {len(tasks)} tasks; list its subtasks instead")
     task = tasks[0]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,29 @@ def local_task_files(dirs: tuple[Path, ...]) -> dict[str, Path]:
     return found
 
 
+@cache
+def task_manager() -> Any:
+    """lm-eval's registry of about 15k tasks; indexing it reads every task file (6 s on an idle machine,
+    much more on a busy one), so a process does it once, and only for a name no task folder has."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager()
+
+
+@cache
+def lm_eval_task_files() -> dict[str, Path]:
+    """lm-eval's task files by the name on their ``task:`` line: found in a second, without the registry.
+    Tasks defined otherwise (groups, tags, generated subtasks) are not here; the registry finds them."""
+    import lm_eval.tasks
+
+    found: dict[str, Path] = {}
+    for path in sorted(Path(lm_eval.tasks.__file__).parent.rglob("*.yaml")):
+        match = _TASK_LINE.search(path.read_text(encoding="utf-8", errors="replace"))
+        if match:
+            found.setdefault(match.group(1), path)
+    return found
+
+
 class TaskCatalog:
     """Resolves task names. lm-eval's registry (about 15k tasks) is indexed only when first needed."""
 
@@ -60,15 +83,16 @@ class TaskCatalog:
 
     @cached_property
     def lm_eval_names(self) -> frozenset[str]:
-        from lm_eval.tasks import TaskManager
-
-        return frozenset(TaskManager().all_tasks)
+        return frozenset(task_manager().all_tasks)
 
     def resolve(self, name: str) -> TaskSpec:
         if name in self.local:
             path = self.local[name]
             return TaskSpec(name, str(path), self._local_config(path))
-        if name in self.lm_eval_names:
+        task_file = lm_eval_task_files().get(name)
+        if task_file is not None:
+            check_offline_data(name, task_file)
+        if task_file is not None or name in self.lm_eval_names:
             return TaskSpec(name, "lm-eval", None)
         hint = did_you_mean(name, [*self.local, *self.lm_eval_names])
         raise ConfigError(f"unknown task {name!r}{hint}; `evalsuite tasks` lists the local ones")
@@ -87,6 +111,35 @@ class TaskCatalog:
                 if not Path(data_file).exists():
                     raise DataError(f"{path}: data file {data_file} does not exist")
         return config
+
+
+def check_offline_data(name: str, task_file: Path) -> None:
+    """With the hub offline, an lm-eval task whose dataset is not in the local cache cannot run: say so
+    now, in a second, rather than after indexing lm-eval's registry and before any model loads."""
+    from datasets import config as datasets_config
+
+    if not datasets_config.HF_DATASETS_OFFLINE:
+        return  # online, the dataset is fetched when the task is built
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    try:
+        task = dict(load_yaml(task_file))
+    except Exception:  # lm-eval raises bare exceptions; building the task reports them
+        return
+    path, subset = task.get("dataset_path"), task.get("dataset_name")
+    if not isinstance(path, str) or Path(path).exists() or "/" not in path:
+        return  # a local folder or one of datasets' builders (json, csv, ...): nothing to fetch
+    import datasets
+
+    try:
+        datasets.load_dataset_builder(path, subset if isinstance(subset, str) else None)
+    except (ConnectionError, FileNotFoundError, ValueError) as error:
+        which = f"{path} ({subset})" if isinstance(subset, str) else path
+        raise DataError(
+            f"task {name!r} (lm-eval) needs the dataset {which}, which is not in the local datasets cache, "
+            f"and the hub is offline (HF_DATASETS_OFFLINE=1): download it once online, or use a task file "
+            f"on local data (`evalsuite tasks` lists them) [{type(error).__name__}]"
+        ) from None
 
 
 def _substitute(value: Any, values: Mapping[str, str | None], path: Path) -> Any:

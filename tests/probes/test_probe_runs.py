@@ -15,6 +15,7 @@ from evalsuite import cli
 from evalsuite.probes.metrics import PAIRED_METRICS
 from evalsuite.records import read_samples
 from evalsuite.tasks import TaskCatalog, build_task, task_dirs
+from tests.conftest import STORIES
 
 LIMIT = 4
 FORMATS = 3
@@ -166,7 +167,7 @@ def test_gates_on_probe_metrics_are_applied(stories_run: Path) -> None:
 
 # --- configs refused while planning: exit 2, nothing written, no model loaded ---
 
-HUB_MODEL = [{"name": "m", "path": "org/model"}]  # a hub id: never loaded (tests are offline)
+HUB_MODEL = [{"name": "m", "path": str(STORIES)}]  # never loaded: every config here fails while planning
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,6 @@ import logging
 import os
 import random
 import shutil
-import tempfile
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import nltk
 import numpy as np
 
 from evalsuite.errors import ConfigError
+from evalsuite.files import follow_umask, staging_folder
 
 WORDNET_SOURCE = Path("/usr/share/wordnet")
 WORDNET_HINT = "install WordNet 3.0 with `apt-get install wordnet-base` (Debian/Ubuntu)"
@@ -276,11 +276,10 @@ def _install(target: Path, fill: Callable[[Path], None]) -> None:
     """Build ``target`` in a temporary sibling folder and rename it into place (first one wins)."""
     if target.is_dir():
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging = staging_folder(target.parent, f".{target.name}-")
     try:
-        staging.chmod(0o755)
         fill(staging)
+        follow_umask(staging)
         os.rename(staging, target)
     except OSError:
         if not target.is_dir():  # not merely a concurrent builder that finished first

@@ -17,6 +17,7 @@ from evalsuite.config import ModelConfig
 from evalsuite.models.base import BACKENDS, Backend, LoadContext, ModelInfo, Telemetry
 from evalsuite.probes.adversarial.attack import STATUSES, AttackProbe
 from evalsuite.records import SampleRecord, read_samples
+from tests.conftest import STORIES
 
 KEYWORD = "charming"  # the keyword model answers " positive" iff the prompt contains this, spelled exactly
 BACKEND = "keyword-test"
@@ -270,7 +271,7 @@ def test_an_attack_on_a_generation_task_is_a_config_error(
     tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     body = {
-        "models": [{"name": "m", "path": "org/model"}],  # a hub id: never loaded
+        "models": [{"name": "m", "path": str(STORIES)}],  # never loaded: the config fails while planning
         "probes": [{"kind": "attack", "tasks": ["gsm8k_local"], "limit": 1}],
     }
     config = write_config(tmp_path, "bad", body, data_dir)

@@ -19,6 +19,7 @@ from evalsuite.probes.adversarial.perturb import ADDED_SENTENCES
 from evalsuite.probes.adversarial.textattack_env import WORDNET_SOURCE
 from evalsuite.probes.metrics import PAIRED_METRICS
 from evalsuite.records import SampleRecord, read_samples
+from tests.conftest import STORIES
 
 HAS_WORDNET = (WORDNET_SOURCE / "data.noun").is_file()
 LIMIT = 3
@@ -303,7 +304,7 @@ def test_two_runs_write_identical_samples(runs: tuple[Path, Path]) -> None:
 
 # --- refused before any model loads ---
 
-HUB_MODEL = [{"name": "m", "path": "org/model"}]  # a hub id: never loaded (tests are offline)
+HUB_MODEL = [{"name": "m", "path": str(STORIES)}]  # never loaded: every config here fails while planning
 
 
 def refused(

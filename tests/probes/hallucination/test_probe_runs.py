@@ -19,6 +19,7 @@ from scipy import stats
 from evalsuite import cli
 from evalsuite.config import ProbeConfig
 from evalsuite.records import SampleRecord, read_samples
+from tests.conftest import STORIES
 from tests.probes.hallucination import scripted
 from tests.probes.hallucination.scripted import model
 
@@ -458,7 +459,7 @@ def test_item_sets_follow_the_seed(
 
 # --- configs refused while planning: exit 2, nothing written, no model loaded ---
 
-HUB_MODEL = [{"name": "m", "path": "org/model"}]  # a hub id: never loaded (tests are offline)
+HUB_MODEL = [{"name": "m", "path": str(STORIES)}]  # never loaded: every config here fails while planning
 
 
 @pytest.mark.parametrize(
