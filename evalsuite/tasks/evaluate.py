@@ -217,6 +217,18 @@ def aggregate(
         metrics[name] = metric_result(
             interval, len(scored), len(records) - len(ok), higher.get(base), aggregation
         )
+    for name in prepared.metric_names:  # a metric no sample could be scored on is shown as unmeasured
+        if name not in metrics:
+            base = name.split(":", 1)[0]
+            function = aggregations.get(base, lm_eval_mean)
+            metrics[name] = MetricResult(
+                value=None,
+                stderr=None,
+                n=0,
+                n_errors=len(records) - len(ok),
+                higher_is_better=higher.get(base),
+                aggregation=getattr(function, "__name__", str(function)),
+            )
     return TaskResult(
         model=model,
         task=prepared.spec.name,
