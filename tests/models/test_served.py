@@ -8,6 +8,11 @@ on answers of 1-8 tokens. The tolerance below, 0.05 nats per answer, leaves room
 kernels. Served the quantized Q4_1 file itself, llama.cpp multiplies 4-bit weights with activations
 rounded to 8 bits, and answers move by 0.2 nats on average (docs/scaling-out.md).
 
+Nothing here depends on how fast the machine is: every request may take up to ``TIMEOUT`` (minutes) and
+the server's start is awaited, not timed. How the client behaves when an answer is late, and the retries
+that follow, are tested against the scripted server (``test_openai_api.py``), where "late" is made by the
+test (a held request and a skipped clock), not by the machine.
+
 The test needs ``llama-cpp-python[server]`` (built from source; ``.ci/run`` builds the wheel once and
 keeps it). Where it is missing the tests skip, except under ``EVALSUITE_REQUIRE_SERVER=1`` (CI), where
 a missing server is a failure.
@@ -34,6 +39,7 @@ from evalsuite.records import SampleRecord, read_samples
 from tests.models.servers import PASS, SMOLLM2_GGUF, Fault, FaultProxy, LlamaServer, dequantized_gguf
 
 TOLERANCE = 0.05  # nats per answer, see the module docstring
+TIMEOUT = 600  # api.timeout: seconds a request may take, a safety cap even on a busy machine
 BOS = "<|im_start|>"  # SmolLM2's BOS token; its server adds none, the hf backend is told to add it
 TASKS = [{"name": "quickstart_mc", "limit": 10}, {"name": "quickstart_qa"}]  # all 25: one parts at a near tie
 
@@ -55,7 +61,7 @@ def served(base_url: str, **api: Any) -> dict[str, Any]:
     return {
         "name": "served",
         "backend": "openai",
-        "api": {"base_url": base_url, "model": "smollm2", "prompt_prefix": BOS, **api},
+        "api": {"base_url": base_url, "model": "smollm2", "prompt_prefix": BOS, "timeout": TIMEOUT, **api},
         "generation": {"max_new_tokens": 16},
     }
 
@@ -124,7 +130,7 @@ def test_the_server_generates_what_the_hf_backend_generates(parity: Path, tmp_pa
     from lm_eval.api.instance import Instance
 
     hf = BACKENDS.get("hf")(config, LoadContext(Path(os.environ["EVALSUITE_CACHE_DIR"]), seed=0))
-    tokenizer = hf.tokenizer  # type: ignore[attr-defined]
+    tokenizer = hf.tokenizer
     try:
         for prompt, mine, theirs in differing:
             a, b = tokenizer.encode(mine), tokenizer.encode(theirs)
@@ -153,21 +159,22 @@ def test_rolling_log_likelihood_names_what_llama_cpp_lacks(server: LlamaServer, 
 def test_a_run_through_injected_faults_matches_the_clean_run(
     server: LlamaServer, parity: Path, data_dir: Path, tmp_path: Path
 ) -> None:
+    """Answers a real server gave after a 429, a 500, a dropped connection and a 503 are those it gives
+    without. (A request slower than the timeout: ``test_openai_api.py``, where slowness is scripted.)"""
     faults = {
-        0: Fault(delay=4.0),  # slower than the timeout
-        2: Fault(status=429, headers={"Retry-After": "0.5"}),
-        4: Fault(status=500),
-        6: Fault(drop=True),
-        8: Fault(status=503),
+        0: Fault(status=429, headers={"Retry-After": "0.5"}),
+        2: Fault(status=500),
+        4: Fault(drop=True),
+        6: Fault(status=503),
     }
     proxy = FaultProxy(server.base_url, lambda n, body: faults.get(n, PASS))
     try:
         tasks = [{"name": "quickstart_mc", "limit": 4}, {"name": "quickstart_qa", "limit": 3}]
-        model = served(proxy.base_url, timeout=3, backoff=0.05, concurrency=2)
+        model = served(proxy.base_url, backoff=0.05, concurrency=2)
         run_dir = run(tmp_path, "faults", [model], data_dir, tasks)
     finally:
         proxy.stop()
-    assert len([s for s in proxy.posts() if s.fault is not PASS]) == len(faults)
+    assert [s.fault for s in proxy.posts() if s.fault is not PASS] == list(faults.values())
     clean = by_model(parity)["served"]
     got = by_model(run_dir)["served"]
     assert sorted(got) == sorted(
