@@ -5,22 +5,33 @@
 * ``FakeOpenAI``: a scripted OpenAI-compatible server that answers instantly and deterministically
   (log-probabilities derived from a hash of the text), for tests about the protocol, not the model.
 * ``FaultProxy``: forwards to an upstream server and injects faults on request: a status with headers
-  (429 + Retry-After, 500), a dropped connection, a slow answer. It records what it saw.
+  (429 + Retry-After, 500), a dropped connection, a request held unanswered until the client gives up,
+  requests held until several are in flight together. It records what it saw.
+* ``ClientClock``: the clock of the client's event loops, which a test moves forward so that a held
+  request's ``api.timeout`` expires at once.
 
-All three bind 127.0.0.1 only and are stopped by the tests that start them.
+All three servers bind 127.0.0.1 only and are stopped by the tests that start them.
+
+No test here races the wall clock: a request is "slower than the timeout" because the proxy holds it until
+the client gives up, not because a sleep outlasts a timeout; requests are "in flight together" because
+the proxy holds them at a barrier, not because they were slow. Waits on a clock are safety caps only
+(``SAFETY_CAP``, ``SERVER_CAP``), far beyond what any machine needs: a broken test fails, never hangs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +40,10 @@ from typing import Any
 import httpx
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Safety caps, in seconds: no wait here lasts longer, so that a broken test fails instead of hanging. None
+# is an expected duration: each is far beyond what the slowest machine needs.
+SAFETY_CAP = 120.0  # a held request waiting for its client to give up; requests waiting at a barrier
+SERVER_CAP = 600.0  # llama.cpp loading its model and starting to listen; one request to it
 
 
 def free_port() -> int:
@@ -50,28 +65,38 @@ class LlamaServer:
             "--seed", "1234",
         ]  # fmt: skip
         self._log = open(log or os.devnull, "wb")  # noqa: SIM115  # closed in stop()
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        self._ready = threading.Event()  # set when the server says it listens, or when it exits
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._reader = threading.Thread(target=self._copy_output, daemon=True)
+        self._reader.start()
 
-    def wait(self, timeout: float = 120.0) -> LlamaServer:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"llama-cpp-python server exited with {self.process.returncode}")
-            try:
-                if httpx.get(f"{self.base_url}/models", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"llama-cpp-python server did not answer within {timeout:g} s")
+    def _copy_output(self) -> None:
+        """Copy the server's output to the log, and say when uvicorn reports that it listens."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._log.write(line)
+            if b"Uvicorn running on" in line:
+                self._log.flush()
+                self._ready.set()
+        self._ready.set()  # the server exited: wait() says so
+
+    def wait(self, timeout: float = SERVER_CAP) -> LlamaServer:
+        """Block until the server answers; ``timeout`` is a safety cap, not an expected duration."""
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"llama-cpp-python server did not start within {timeout:g} s")
+        if self.process.poll() is not None:
+            raise RuntimeError(f"llama-cpp-python server exited with {self.process.returncode}")
+        httpx.get(f"{self.base_url}/models", timeout=timeout).raise_for_status()
+        return self
 
     def stop(self) -> None:
         self.process.terminate()
         try:
-            self.process.wait(timeout=20)
+            self.process.wait(timeout=60)  # a grace period for a clean exit, then it is killed
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._reader.join()  # the output ends with the process
         self._log.close()
 
 
@@ -79,6 +104,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256  # the default listen backlog (5) resets connections at high concurrency
+    owner: Any  # the _Threaded server whose handle() answers
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -199,16 +225,20 @@ def generation_for(prompt: str, seed: int | None = None) -> str:
 @dataclass
 class Fault:
     """What the proxy does with one request: pass it on, or answer with ``status`` (and ``headers``),
-    ``drop`` the connection without an answer, or ``delay`` seconds before passing it on."""
+    ``drop`` the connection without an answer, ``hold`` it unanswered until the client gives up (closes
+    the connection: its timeout expired), or wait at ``barrier`` until the barrier's other parties, other
+    requests, are in flight too, then pass it on."""
 
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None  # the answer's text with ``status`` (default: a JSON error)
     drop: bool = False
-    delay: float = 0.0
+    hold: bool = False
+    barrier: threading.Barrier | None = field(default=None, repr=False)
 
 
 PASS = Fault()
+BARRIER_BROKEN = 418  # the status a request gets when its barrier broke: never retried, so a test fails
 
 
 @dataclass
@@ -218,55 +248,73 @@ class Seen:
     body: bytes
     authorization: str | None
     fault: Fault
+    gave_up: bool | None = None  # for a held request: whether the client closed the connection
 
 
 class FaultProxy(_Threaded):
     """Forwards to ``upstream`` (a base URL ending in /v1); ``plan(n, body)`` picks the fault for the
-    n-th request (0-based) and defaults to passing every request on."""
+    n-th request (0-based) and defaults to passing every request on.
+
+    ``on_hold`` is called whenever a request starts being held (a test's ``ClientClock.skip``: the
+    client's timeout then expires at once). ``in_flight`` counts the requests received and not yet
+    answered, ``max_in_flight`` its largest value."""
 
     def __init__(self, upstream: str, plan: Callable[[int, bytes], Fault] | None = None) -> None:
         self.upstream = upstream.rstrip("/").removesuffix("/v1")
         self.plan = plan or (lambda n, body: PASS)
+        self.on_hold: Callable[[], None] | None = None
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
         self.in_flight = self.max_in_flight = 0
-        self._client = httpx.Client(timeout=600)
+        self._client = httpx.Client(timeout=SERVER_CAP)
         super().__init__()
 
     def handle(self, handler: _Handler, method: str, body: bytes) -> None:
         with self.lock:
             number = len(self.seen)
             fault = self.plan(number, body)
-            self.seen.append(
-                Seen(time.monotonic(), handler.path, body, handler.headers.get("Authorization"), fault)
-            )
+            seen = Seen(time.monotonic(), handler.path, body, handler.headers.get("Authorization"), fault)
+            self.seen.append(seen)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            self._answer(handler, method, body, fault)
+            answer = self._answer(handler, method, body, fault, seen)
         finally:
-            with self.lock:
+            with self.lock:  # before the answer goes out: the client cannot send its next request sooner
                 self.in_flight -= 1
-
-    def _answer(self, handler: _Handler, method: str, body: bytes, fault: Fault) -> None:
-        if fault.drop:
+        if answer is None:  # dropped or held: no answer, and the connection is not used again
             handler.close_connection = True
-            handler.connection.shutdown(socket.SHUT_RDWR)
             return
+        try:
+            handler.reply(*answer)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True
+
+    def _answer(
+        self, handler: _Handler, method: str, body: bytes, fault: Fault, seen: Seen
+    ) -> tuple[int, bytes, dict[str, str]] | None:
+        """The answer to send (status, body, headers), or None for none."""
+        if fault.drop:
+            handler.connection.shutdown(socket.SHUT_RDWR)
+            return None
+        if fault.hold:
+            if self.on_hold is not None:
+                self.on_hold()
+            seen.gave_up = _closed_by_peer(handler.connection, SAFETY_CAP)
+            return None
         if fault.status is not None:
             text = fault.body if fault.body is not None else json.dumps({"error": f"injected {fault.status}"})
-            handler.reply(fault.status, text.encode(), fault.headers)
-            return
-        if fault.delay:
-            time.sleep(fault.delay)
+            return fault.status, text.encode(), fault.headers
+        if fault.barrier is not None:
+            try:
+                fault.barrier.wait(SAFETY_CAP)
+            except threading.BrokenBarrierError:
+                return BARRIER_BROKEN, b'{"error": "barrier broken: requests not in flight together"}', {}
         headers = {k: v for k, v in handler.headers.items() if k.lower() in ("content-type", "authorization")}
         answer = self._client.request(
             method, self.upstream + handler.path, content=body or None, headers=headers
         )
-        try:
-            handler.reply(answer.status_code, answer.content)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a timeout test)
-            handler.close_connection = True
+        return answer.status_code, answer.content, {}
 
     def stop(self) -> None:
         super().stop()
@@ -274,6 +322,77 @@ class FaultProxy(_Threaded):
 
     def posts(self) -> list[Seen]:
         return [s for s in self.seen if s.body]
+
+    def held(self) -> list[Seen]:
+        return [s for s in self.seen if s.fault.hold]
+
+
+def _closed_by_peer(connection: socket.socket, cap: float) -> bool:
+    """Wait until the peer closes ``connection`` (True), or ``cap`` seconds pass or it sends more (False)."""
+    readable, _, _ = select.select([connection], [], [], cap)
+    if not readable:
+        return False
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:  # reset by the peer: closed too
+        return True
+
+
+SKIP = 10.0**6  # seconds a ``ClientClock.skip`` moves the clock: beyond any timeout or back-off
+
+
+class _SkippingLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock is the real one plus the jumps made by ``skip``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._skipped = 0.0
+
+    def time(self) -> float:
+        return super().time() + self._skipped
+
+    def skip(self, seconds: float) -> None:  # runs in the loop's own thread
+        self._skipped += seconds
+
+
+class ClientClock:
+    """The clock of every event loop ``asyncio.run`` creates while ``installed``: evalsuite's HTTP client
+    runs each batch of requests in one. ``skip()``, from any thread, moves the running loops' clocks past
+    every timer set so far: a request's ``api.timeout`` (and any back-off wait in progress) expires now.
+
+    With the proxy's ``hold`` fault (``proxy.on_hold = clock.skip``) a test sees a real timeout, through
+    the client's own timers, the moment a request is held, with ``api.timeout`` as long as it likes: no
+    answer that is merely slow, on a busy machine, ever times out. Only requests in flight when the
+    clock skips time out, so such a test runs one request at a time (``concurrency: 1``)."""
+
+    def __init__(self) -> None:
+        self._loops: list[_SkippingLoop] = []
+        self._lock = threading.Lock()
+        self.skips = 0
+
+    def _new_loop(self) -> asyncio.AbstractEventLoop:
+        loop = _SkippingLoop()
+        with self._lock:
+            self._loops = [running for running in self._loops if not running.is_closed()]
+            self._loops.append(loop)
+        return loop
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[ClientClock]:
+        original = asyncio.events.new_event_loop
+        asyncio.events.new_event_loop = self._new_loop
+        try:
+            yield self
+        finally:
+            asyncio.events.new_event_loop = original
+
+    def skip(self) -> None:
+        with self._lock:
+            self.skips += 1
+            loops = [loop for loop in self._loops if not loop.is_closed()]
+        for loop in loops:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing of it is waiting
+                loop.call_soon_threadsafe(loop.skip, SKIP)
 
 
 def dequantized_gguf(source: Path, target: Path) -> Path:

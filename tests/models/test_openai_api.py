@@ -2,13 +2,18 @@
 
 The scripted server (``FakeOpenAI``) answers instantly and knows the right answer to every request, so
 these tests check what crosses the wire and what comes back; ``test_served.py`` runs a real server.
+
+Nothing here depends on the machine's speed. A request "slower than the timeout" is one the proxy holds
+unanswered while the client's clock skips past its timeout (``ClientClock``); ``api.timeout`` itself stays
+long, so an answer that is merely slow never times out. Requests in flight together meet at a barrier.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Iterator
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,7 @@ from evalsuite.models.openai_api import OpenAIBackend, scored
 from tests.models.servers import (
     PASS,
     SMOLLM2_GGUF,
+    ClientClock,
     FakeOpenAI,
     Fault,
     FaultProxy,
@@ -167,6 +173,13 @@ def proxied(fake: FakeOpenAI) -> FaultProxy:
     return fake.proxy  # type: ignore[attr-defined,no-any-return]
 
 
+@pytest.fixture
+def clock() -> Iterator[ClientClock]:
+    """The client's clock, for a proxy's ``on_hold``: a held request's timeout then expires at once."""
+    with ClientClock().installed() as installed:
+        yield installed
+
+
 def test_429_waits_as_long_as_retry_after_says(
     faults: tuple[FakeOpenAI, list[Fault]], tmp_path: Path
 ) -> None:
@@ -181,18 +194,20 @@ def test_429_waits_as_long_as_retry_after_says(
 
 @pytest.mark.parametrize(
     "fault",
-    [Fault(status=500), Fault(status=503), Fault(status=502), Fault(drop=True), Fault(delay=1.5)],
+    [Fault(status=500), Fault(status=503), Fault(status=502), Fault(drop=True), Fault(hold=True)],
     ids=["500", "503", "502", "dropped connection", "slower than the timeout"],
 )
 def test_transient_failures_are_retried(
-    faults: tuple[FakeOpenAI, list[Fault]], tmp_path: Path, fault: Fault
+    faults: tuple[FakeOpenAI, list[Fault]], clock: ClientClock, tmp_path: Path, fault: Fault
 ) -> None:
     fake, script = faults
     script.extend([fault, fault])
-    backend = backend_for(proxied(fake).base_url, tmp_path, timeout=0.5)
+    proxied(fake).on_hold = clock.skip  # a held request times out at once, however long api.timeout is
+    backend = backend_for(proxied(fake).base_url, tmp_path, timeout=600)
     answers = backend.loglikelihood([ll("a", "b")])
     assert answers[0][0] == pytest.approx(expected_logprob("a", "b", PREFIX))
     assert len(proxied(fake).posts()) == 3 and backend.telemetry().retries == 2
+    assert [s.gave_up for s in proxied(fake).held()] == ([True, True] if fault.hold else [])
 
 
 def test_the_retry_budget_stops_the_run_with_a_clear_error(
@@ -246,13 +261,14 @@ def test_a_rejected_request_fails_only_its_sample_and_nothing_is_sent_twice(
 def test_concurrency_is_bounded(faults: tuple[FakeOpenAI, list[Fault]], tmp_path: Path) -> None:
     fake, _ = faults
     proxy = proxied(fake)
-    proxy.plan = lambda n, body: Fault(delay=0.3)
+    together = threading.Barrier(3)  # a request passes on only when two others are in flight beside it
+    proxy.plan = lambda n, body: Fault(barrier=together)
     backend = backend_for(proxy.base_url, tmp_path, concurrency=3)
-    started = time.monotonic()
-    backend.loglikelihood([ll(f"c{i}", " x") for i in range(9)])
-    elapsed = time.monotonic() - started
-    assert proxy.max_in_flight == 3
-    assert elapsed >= 0.9 - 0.05 and math.isfinite(elapsed)  # 9 requests, 3 at a time, 0.3 s each
+    answers = backend.loglikelihood([ll(f"c{i}", " x") for i in range(9)])
+    expected = [expected_logprob(f"c{i}", " x", PREFIX) for i in range(9)]
+    assert [a[0] for a in answers] == pytest.approx(expected)
+    assert backend.telemetry().retries == 0  # every group of three met at the barrier
+    assert proxy.max_in_flight == 3  # and never a fourth beside them
 
 
 # -- whole runs ---------------------------------------------------------------------------------------
@@ -274,6 +290,21 @@ def served_config(folder: Path, base_url: str, data_dir: Path, **api: Any) -> Pa
     return path
 
 
+def faults_by_request(rate: float = 0.3, most: int = 2) -> Callable[[int, bytes], Fault]:
+    """A plan: each request's first ``most`` tries fail with probability ``rate`` (429, 500 or a dropped
+    connection), drawn from the request and the try's number. Which request fails does not depend on the
+    order in which concurrent requests arrive, and none uses up the retry budget."""
+    kinds = [Fault(status=429, headers={"Retry-After": "0.05"}), Fault(status=500), Fault(drop=True)]
+    tries: Counter[bytes] = Counter()
+
+    def plan(n: int, body: bytes) -> Fault:
+        tried, tries[body] = tries[body], tries[body] + 1  # the proxy calls plans under its lock
+        draw = random.Random(f"{tried}:{body.decode()}")  # seeding with a str does not depend on hashing
+        return draw.choice(kinds) if tried < most and draw.random() < rate else PASS
+
+    return plan
+
+
 def sample_keys(run_dir: Path) -> list[tuple[str, int]]:
     from evalsuite.records import read_samples
 
@@ -289,13 +320,10 @@ def test_a_run_through_faults_has_every_sample_once_and_no_trace_of_the_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     import logging
-    import random
 
     from evalsuite import cli
 
-    draw = random.Random(3)
-    kinds = [Fault(status=429, headers={"Retry-After": "0.05"}), Fault(status=500), Fault(drop=True)]
-    proxy = FaultProxy(fake.base_url, lambda n, body: draw.choice(kinds) if draw.random() < 0.3 else PASS)
+    proxy = FaultProxy(fake.base_url, faults_by_request())
     monkeypatch.setenv(KEY_ENV, KEY)
     caplog.set_level(logging.DEBUG)
     try:
@@ -321,6 +349,47 @@ def test_a_run_through_faults_has_every_sample_once_and_no_trace_of_the_key(
     assert KEY_ENV in manifest  # the variable's name is recorded, its value is not
     report = (run_dir / "report.html").read_text()  # the reviewer sees where it was served and the retries
     assert proxy.base_url in report and "not known" in report and " retries</span>" in report
+
+
+def test_a_run_through_every_kind_of_fault_matches_the_clean_run(
+    fake: FakeOpenAI, clock: ClientClock, data_dir: Path, tmp_path: Path
+) -> None:
+    """A timeout, a 429 with Retry-After, a 500, a dropped connection and a 503 in one run: the run
+    writes what a run without faults writes, and its telemetry counts one retry per fault. One request
+    at a time, so that the clock's skip times out the held request only."""
+    import json
+
+    from evalsuite import cli
+
+    faults = {
+        0: Fault(hold=True),  # slower than the timeout: held until the client gives up
+        2: Fault(status=429, headers={"Retry-After": "0.05"}),
+        4: Fault(status=500),
+        6: Fault(drop=True),
+        8: Fault(status=503),
+    }
+    proxy = FaultProxy(fake.base_url, lambda n, body: faults.get(n, PASS))
+    proxy.on_hold = clock.skip
+    runs = {}
+    try:
+        for name, url in [("clean", fake.base_url), ("faults", proxy.base_url)]:
+            (tmp_path / name).mkdir()
+            config = served_config(tmp_path / name, url, data_dir, concurrency=1, timeout=600)
+            assert cli.main(["run", str(config)]) == 0
+            runs[name] = tmp_path / name / "out" / "served"
+    finally:
+        proxy.stop()
+    assert [s.fault for s in proxy.posts() if s.fault is not PASS] == list(faults.values())
+    assert [s.gave_up for s in proxy.held()] == [True]
+    assert sorted_lines(runs["faults"] / "samples.jsonl") == sorted_lines(runs["clean"] / "samples.jsonl")
+    results = [json.loads((runs[name] / "results.json").read_text()) for name in ("clean", "faults")]
+    assert results[0] == results[1]
+    manifest = json.loads((runs["faults"] / "manifest.json").read_text())
+    assert manifest["models"]["served"]["telemetry"]["retries"] == len(faults)
+
+
+def sorted_lines(path: Path) -> list[bytes]:
+    return sorted(path.read_bytes().splitlines())
 
 
 def test_a_run_stopped_by_the_retry_budget_resumes_where_it_stopped(
