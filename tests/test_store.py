@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -20,6 +20,7 @@ from evalsuite.store import FILENAME, Store, request_hash
 # This module stays light to import (no torch, no lm-eval): the spawned writer processes import it to find
 # `_write_answers`. Tests that need the engine import it inside the test.
 
+SAFETY_CAP = 600  # seconds no wait below exceeds: a cap, so that a broken test fails, not an expected time
 WRITERS = 4
 ANSWERS_PER_WRITER = 200
 BATCH = 20
@@ -31,7 +32,7 @@ def _value(writer: int, index: int) -> str:
 
 def _write_answers(folder: str, writer: int, start_together: Barrier) -> None:
     """Runs in its own process: its own Store on the shared folder, one transaction per batch."""
-    start_together.wait(timeout=60)
+    start_together.wait(timeout=SAFETY_CAP)  # until the slowest writer has started
     store = Store(Path(folder))
     try:
         for start in range(0, ANSWERS_PER_WRITER, BATCH):
@@ -184,7 +185,7 @@ def test_several_processes_write_to_one_store_concurrently(tmp_path: Path) -> No
     for process in writers:
         process.start()
     for process in writers:
-        process.join(timeout=60)
+        process.join(timeout=SAFETY_CAP)
     try:
         assert [p.exitcode for p in writers] == [0] * WRITERS
     finally:
@@ -200,21 +201,46 @@ def test_several_processes_write_to_one_store_concurrently(tmp_path: Path) -> No
     store.close()
 
 
-def test_opening_waits_for_a_process_that_is_creating_the_cache(tmp_path: Path) -> None:
+def test_opening_waits_for_a_process_that_is_creating_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A process that opens a new cache file switches it to WAL, which takes the write lock of a file still
     in rollback-journal mode. Another process opening the cache at that moment must wait for that lock
     (busy timeout) like for any other writer, not fail: two runs started together on a new cache folder.
-    The lock is held here by a plain connection and released from a timer thread half a second later."""
+    The lock is held here by a plain connection, and released by another thread once the store has tried
+    to switch to WAL, failed on the lock and tried again: the store is seen waiting, whatever the speed."""
     creator = sqlite3.connect(tmp_path / FILENAME, isolation_level=None, check_same_thread=False)
     creator.execute("BEGIN IMMEDIATE")
     creator.execute("CREATE TABLE being_created (x)")
-    release = threading.Timer(0.5, lambda: creator.execute("COMMIT"))
-    release.start()
+    tries: list[str] = []  # the store's attempts to switch to WAL
+    retried = threading.Event()
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection: sqlite3.Connection = connect(*args, **kwargs)
+        connection.set_trace_callback(seen)
+        return connection
+
+    def seen(statement: str) -> None:
+        if "journal_mode=WAL" in statement:
+            tries.append(statement)
+            if len(tries) == 2:  # the first try met the lock, and the store did not give up
+                retried.set()
+
+    def release() -> None:
+        retried.wait(SAFETY_CAP)
+        creator.execute("COMMIT")
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    releaser = threading.Thread(target=release)
+    releaser.start()
     try:
         store = Store(tmp_path)
     finally:
-        release.join()
+        retried.set()  # whatever happened, the releaser commits and ends
+        releaser.join()
         creator.close()
+    assert len(tries) >= 2
     store.put_answers("m", [(request_hash("a"), "1")])
     assert store.count("m") == 1
     store.close()
