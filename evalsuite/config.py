@@ -19,12 +19,24 @@ with a "did you mean" where a close name exists.
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from evalsuite.errors import ConfigError, did_you_mean
 
@@ -41,9 +53,13 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
 class StrictModel(BaseModel):
-    """Frozen, and unknown keys are an error with a "did you mean" hint."""
+    """Frozen, and unknown keys are an error with a "did you mean" hint.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Numbers are finite, a boolean is no number (YAML reads ``yes``, ``no``, ``on`` and ``off`` as
+    booleans, which pydantic would take as 1 and 0), and no text holds a NUL byte (no path can, and
+    nothing else needs one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -51,9 +67,45 @@ class StrictModel(BaseModel):
         if isinstance(data, dict):
             known = set(cls.model_fields)
             for key in data:
+                if key not in known and isinstance(key, bool):
+                    quote = "YAML reads a bare on, off, yes or no as a boolean: quote the key"
+                    raise ValueError(f"unknown key {key!r} ({quote})")
                 if key not in known:
                     raise ValueError(f"unknown key {key!r}{did_you_mean(str(key), known)}")
         return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_values(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is None:
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool):
+            kinds = _kinds(annotation)
+            if bool not in kinds and (int in kinds or float in kinds):
+                number = "a number" if float in kinds else "an integer"
+                raise ValueError(f"should be {number}, not a boolean (got {value!r})")
+        texts = [kind for kind in _kinds(annotation, items=True) if kind in (str, Path)]
+        if texts and _holds_nul(value):  # the operating system takes none (Python would raise deep inside)
+            what = "a path" if Path in texts else "text"
+            raise ValueError(f"{what} cannot hold a NUL byte (got {value!r})")
+        return value
+
+
+def _kinds(annotation: Any, items: bool = False) -> list[Any]:
+    """The plain types an annotation admits, through unions and Annotated (and with ``items``, the
+    types of a tuple's items). A list: an Annotated type with a dict in its metadata is unhashable."""
+    if get_origin(annotation) is Annotated:
+        return _kinds(get_args(annotation)[0], items)
+    if get_origin(annotation) in (Union, UnionType) or (items and get_origin(annotation) is tuple):
+        return [kind for arg in get_args(annotation) if arg is not ... for kind in _kinds(arg, items)]
+    return [annotation]
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    return isinstance(value, list | tuple) and any(_holds_nul(item) for item in value)
 
 
 class GenerationSettings(StrictModel):
@@ -259,20 +311,11 @@ class ProbeConfig(StrictModel):
 class RunSettings(StrictModel):
     name: str = Field("run", pattern=NAME_PATTERN)
     output_dir: Path = Path("reports")
-    seed: int = 1234
+    seed: int = Field(1234, ge=0, le=2**32 - 1)  # numpy's seeds are 32-bit
     data_dir: Path | None = None
     task_dirs: tuple[Path, ...] = ()
     cache_dir: Path | None = None
     answer_cache: bool = True  # keep every answer in <cache_dir>/evalsuite-cache.sqlite and reuse it
-
-    @field_validator("output_dir", "data_dir", "task_dirs", "cache_dir", mode="before")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        """The operating system takes no NUL byte in a path (Python would raise deep inside the run)."""
-        for item in value if isinstance(value, list | tuple) else [value]:
-            if isinstance(item, str) and "\0" in item:
-                raise ValueError(f"a path cannot hold a NUL byte (got {item!r})")
-        return value
 
 
 class StatsSettings(StrictModel):
@@ -342,7 +385,21 @@ class NonInferiorityGate(StrictModel):
     margin: float | None = Field(None, gt=0)  # default: the margin the comparison was made with
 
 
-GateRule = Annotated[ThresholdGate | NonInferiorityGate, Field(discriminator="kind")]
+def _gate_kind(data: Any) -> Any:
+    return data.get("kind") if isinstance(data, dict) else getattr(data, "kind", None)
+
+
+# A callable discriminator, not Field(discriminator="kind"): pydantic refuses a field discriminator whose
+# field has a "before" validator, and StrictModel gives every field one.
+GateRule = Annotated[
+    Annotated[ThresholdGate, Tag("threshold")] | Annotated[NonInferiorityGate, Tag("non_inferiority")],
+    Discriminator(
+        _gate_kind,
+        custom_error_type="tag",  # worded by format_validation_error
+        custom_error_message="unknown gate kind",
+        custom_error_context={"key": "kind", "tags": ("threshold", "non_inferiority")},
+    ),
+]
 
 
 class GatePolicy(StrictModel):
@@ -417,8 +474,13 @@ def expand_variants(models: list[Any]) -> list[Any]:
     The variant's ``baseline`` defaults to its base, so "this model, quantized like so" is one line apart
     from the model it is compared with.
     """
-    by_name = {m["name"]: m for m in models if isinstance(m, dict) and isinstance(m.get("name"), str)}
-    index = {name: i for i, name in enumerate(m.get("name") if isinstance(m, dict) else None for m in models)}
+    named = [(i, m) for i, m in enumerate(models) if isinstance(m, dict) and isinstance(m.get("name"), str)]
+    by_name: dict[str, dict[str, Any]] = {}
+    for _, model in named:  # a name of another type (a list, a mapping) is left to field validation
+        if model["name"] in by_name:  # else a variant's base would be whichever came last
+            raise ValueError(f"models: model name {model['name']!r} is used twice")
+        by_name[model["name"]] = model
+    index = {model["name"]: i for i, model in named}
 
     def resolve(model: dict[str, Any], seen: tuple[str, ...]) -> dict[str, Any]:
         base_name = model.get("variant_of")
@@ -435,27 +497,78 @@ def expand_variants(models: list[Any]) -> list[Any]:
         merged.setdefault("baseline", base_name)
         return merged
 
-    return [resolve(m, (m["name"],)) if isinstance(m, dict) and "name" in m else m for m in models]
+    return [
+        resolve(m, (m["name"],)) if isinstance(m, dict) and isinstance(m.get("name"), str) else m
+        for m in models
+    ]
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
     """One line: where the first problem is, what it is, and how many more there are."""
     errors = _own_errors(error)
     first = errors[0]
-    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "missing":
-        message = "required key is missing"
-    elif first["type"] == "too_short":
-        count = first.get("ctx", {}).get("min_length", 1)
-        message = f"needs at least {count} entr{'y' if count == 1 else 'ies'} (got {first['input']!r})"
-    elif "input" in first and first["type"] not in ("value_error", "model_type"):
-        message += f" (got {first['input']!r})"
+    loc, message = _describe(first)
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
     more = len(errors) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     if message.startswith(f"{where}[") or message.startswith(f"{where}."):
         where = ""  # the message names a more precise location itself, e.g. models[1].baseline
     return f"{source}: {where + ': ' if where else ''}{message}{tail}"
+
+
+# pydantic's wording, in the words of a YAML file: a list, not a tuple; a mapping, not a dictionary
+_PLAIN_WORDS = {
+    "tuple_type": "Input should be a list",
+    "list_type": "Input should be a list",
+    "model_type": "Input should be a mapping",
+    "model_attributes_type": "Input should be a mapping",
+    "dict_type": "Input should be a mapping",
+    "path_type": "Input should be a path",
+}
+
+
+def _describe(error: Any) -> tuple[tuple[str | int, ...], str]:
+    """Where one pydantic error is and what it says, as one line."""
+    loc, kind = tuple(error["loc"]), error["type"]
+    got = f" (got {_shown(error['input'])})" if "input" in error else ""
+    if kind == "missing":
+        return loc, "required key is missing"
+    if kind == "too_short":
+        count = error.get("ctx", {}).get("min_length", 1)
+        return loc, f"needs at least {count} entr{'y' if count == 1 else 'ies'}{got}"
+    if kind == "tag":  # a tagged union's tag (a gate's kind): missing, misspelled or unknown
+        return _describe_tag(loc, error["input"], error["ctx"]["key"], error["ctx"]["tags"])
+    if kind in _PLAIN_WORDS:
+        return loc, _PLAIN_WORDS[kind] + got
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "literal_error" and isinstance(error["input"], str):  # a misspelled choice
+        got += did_you_mean(error["input"], re.findall(r"'([^']*)'", error["ctx"]["expected"]))
+    return loc, message if kind == "value_error" else message + got
+
+
+def _describe_tag(
+    loc: tuple[str | int, ...], data: Any, key: str, tags: tuple[str, ...]
+) -> tuple[tuple[str | int, ...], str]:
+    if not isinstance(data, dict):
+        return loc, f"Input should be a mapping (got {_shown(data)})"
+    if key not in data:
+        near = [k for k in data if isinstance(k, str) and did_you_mean(k, [key])]
+        if near:
+            return loc, f"unknown key {near[0]!r} (did you mean {key!r}?)"
+        return (*loc, key), f"required key is missing (one of {_one_of(tags)})"
+    tag = data[key]
+    hint = did_you_mean(tag, tags) if isinstance(tag, str) else ""
+    return (*loc, key), f"Input should be {_one_of(tags)} (got {_shown(tag)}){hint}"
+
+
+def _one_of(options: tuple[str, ...]) -> str:
+    quoted = [repr(option) for option in options]
+    return " or ".join([", ".join(quoted[:-1]), quoted[-1]]) if len(quoted) > 1 else quoted[0]
+
+
+def _shown(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _own_errors(error: ValidationError) -> list[Any]:
@@ -493,12 +606,41 @@ def parse_config(data: Any, source: str = "config") -> RunConfig:
     )
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, but a key given twice in one mapping is an error, as the YAML spec says: PyYAML
+    keeps the last one silently, so a second ``models:`` or ``name:`` would replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden key by key
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                earlier = first.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: SafeLoader reports it
+                break
+            if earlier is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"key {key!r} appears twice (first on line {earlier.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse one YAML document safely, refusing duplicate keys (see UniqueKeyLoader)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: builds plain data only
+
+
 def load_config(path: Path) -> RunConfig:
     """Read and validate model.yaml. Relative paths inside it are relative to the file's folder."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not a UTF-8 text file: {error}") from None
     except yaml.MarkedYAMLError as error:
@@ -514,33 +656,41 @@ def load_config(path: Path) -> RunConfig:
 def resolve_paths(config: RunConfig, base: Path, source: str = "config") -> RunConfig:
     """Make every relative path absolute against ``base`` and check that local files exist."""
 
-    def absolute(p: Path) -> Path:
-        p = p.expanduser()
+    def absolute(p: Path, key: str) -> Path:
+        try:
+            p = p.expanduser()
+        except RuntimeError:  # ~name/... for a user this machine does not have
+            raise ConfigError(f"{source}: {key}: {str(p)!r} names the home of an unknown user") from None
         return p if p.is_absolute() else (base / p).resolve()
 
     run = config.run.model_copy(
         update={
-            "output_dir": absolute(config.run.output_dir),
-            "data_dir": absolute(config.run.data_dir) if config.run.data_dir else None,
-            "task_dirs": tuple(absolute(p) for p in config.run.task_dirs),
-            "cache_dir": absolute(config.run.cache_dir) if config.run.cache_dir else None,
+            "output_dir": absolute(config.run.output_dir, "run.output_dir"),
+            "data_dir": absolute(config.run.data_dir, "run.data_dir") if config.run.data_dir else None,
+            "task_dirs": tuple(absolute(p, "run.task_dirs") for p in config.run.task_dirs),
+            "cache_dir": absolute(config.run.cache_dir, "run.cache_dir") if config.run.cache_dir else None,
         }
     )
     if run.data_dir is not None and not run.data_dir.is_dir():
-        raise ConfigError(f"{source}: data folder {run.data_dir} does not exist")
+        raise ConfigError(f"{source}: data folder {run.data_dir} {_missing(run.data_dir)}")
     for folder in run.task_dirs:
         if not folder.is_dir():
-            raise ConfigError(f"{source}: run.task_dirs: folder {folder} does not exist")
+            raise ConfigError(f"{source}: run.task_dirs: folder {folder} {_missing(folder)}")
     models = []
     for i, model in enumerate(config.models):
         if model.path is not None:
-            local = absolute(Path(model.path))
+            local = absolute(Path(model.path), f"models[{i}].path")
             if local.exists():
                 model = model.model_copy(update={"path": str(local)})
             elif model.backend == "replay" or _looks_local(str(model.path)):
                 raise ConfigError(f"{source}: models[{i}].path: {local} does not exist")
         models.append(model)
     return config.model_copy(update={"run": run, "models": tuple(models)})
+
+
+def _missing(folder: Path) -> str:
+    """Why a path that should name a folder does not."""
+    return "is a file, not a folder" if folder.exists() else "does not exist"
 
 
 def _looks_local(path: str) -> bool:
