@@ -465,12 +465,13 @@ def comparison_table(comparisons: Sequence[Comparison]) -> Table:
     table.add_column("reading", overflow="fold")
     for c in comparisons:
         ni = c.non_inferiority
+        decided = f"{'yes' if ni.non_inferior else 'no'}\n{ni.lower_bound:+.4f} vs -{ni.margin:g}"
         table.add_row(
             escape(f"{c.baseline} → {c.variant}\n{c.task} · {c.metric}"),
             f"{c.difference:+.4f}\n[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
             number(c.p_adjusted),
             "—" if c.discordant is None else f"{c.discordant.baseline_only}/{c.discordant.variant_only}",
-            f"{'yes' if ni.non_inferior else 'no'}\n{ni.lower_bound:+.4f} vs -{ni.margin:g}",
+            f"{decided}\n{escape(ni.margin_text)}",  # a gate's name may hold rich markup
             c.reading,
         )
     return table

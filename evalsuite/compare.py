@@ -6,6 +6,10 @@ interval, continuous means and perplexity-style aggregates with a paired bootstr
 permutation test. Each comparison carries its non-inferiority and equivalence verdicts, power, and the
 shift between the two models' answer distributions. p-values are adjusted across every comparison of
 the run (the family), by Holm and by Benjamini-Hochberg; the configured one is ``p_adjusted``.
+
+Each comparison has one non-inferiority margin, named with where it comes from: the margin of the
+non-inferiority gate that judges it (when that gate gives one), else the task's ``margin``, else
+``stats.margin``. Power is computed at that margin (unless ``stats.effect`` is set).
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from itertools import combinations
 
 import numpy as np
 
-from evalsuite.config import RunConfig, StatsSettings
+from evalsuite.config import GatePolicy, RunConfig, StatsSettings
 from evalsuite.errors import ConfigError, DataError, did_you_mean
+from evalsuite.gates import gate_margin
 from evalsuite.records import (
     Comparison,
     Discordant,
@@ -36,7 +41,6 @@ from evalsuite.stats.aggregates import AGGREGATES, paired_ratio_test
 from evalsuite.stats.decisions import adjust_pvalues, interval_equivalence, non_inferiority, tost_paired
 from evalsuite.stats.intervals import is_binary
 from evalsuite.stats.paired import (
-    Discordance,
     bootstrap_intervals_of_mean,
     discordance,
     mcnemar_exact,
@@ -62,6 +66,10 @@ class TaskPolicy:
     margin: float
     equivalence_margin: float
     alpha: float
+    margin_source: str = "stats.margin"  # where ``margin`` comes from, as the comparison names it
+
+
+STATS_MARGIN, CLI_MARGIN = "stats.margin", "compare --margin"
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,19 @@ class Plan:
     policies: Mapping[str, TaskPolicy]
     settings: StatsSettings
     token_shift: Mapping[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
+    gates: GatePolicy | None = None  # a non-inferiority gate's margin is the margin of what it judges
+
+    def policy(self, task: str, variant: str) -> TaskPolicy:
+        """The task's policy for one comparison, with the margin of the gate that judges it, if any."""
+        policy = self.policies[task]
+        chosen = gate_margin(self.gates, task, variant)
+        return policy if chosen is None else replace(policy, margin=chosen[0], margin_source=chosen[1])
+
+
+def configured_margin(config: RunConfig, task: str, margin_source: str = STATS_MARGIN) -> tuple[float, str]:
+    """A task's non-inferiority margin without gates, and where it comes from."""
+    own = next((t.margin for t in config.tasks if t.name == task), None)
+    return (own, f"task {task!r}") if own else (config.stats.margin, margin_source)
 
 
 def comparison_pairs(
@@ -82,8 +103,10 @@ def comparison_pairs(
     return tuple(pairs)
 
 
-def plan_for(config: RunConfig, results: Sequence[TaskResult]) -> Plan:
-    """Pairs and per-task policies from a run's config and its primary metrics."""
+def plan_for(config: RunConfig, results: Sequence[TaskResult], margin_source: str = STATS_MARGIN) -> Plan:
+    """Pairs and per-task policies from a run's config and its primary metrics; the margins of its
+    non-inferiority gates apply to the comparisons they judge. ``margin_source`` names where
+    ``config.stats.margin`` came from."""
     settings = config.stats
     primary = {r.task: r.primary_metric for r in results if r.primary_metric}
     policies = {}
@@ -91,16 +114,17 @@ def plan_for(config: RunConfig, results: Sequence[TaskResult]) -> Plan:
         metric = task.metric or primary.get(task.name)
         if metric is None:
             continue
-        margin = task.margin or settings.margin
+        margin, source = configured_margin(config, task.name, margin_source)
         policies[task.name] = TaskPolicy(
             metric=metric,
             margin=margin,
             equivalence_margin=task.equivalence_margin or settings.equivalence_margin or margin,
             alpha=task.alpha or settings.alpha,
+            margin_source=source,
         )
     names = [m.name for m in config.models]
     pairs = comparison_pairs({m.name: m.baseline for m in config.models}, names, settings.all_pairs)
-    return Plan(pairs, policies, settings)
+    return Plan(pairs, policies, settings, gates=config.gates)
 
 
 def build_comparisons(
@@ -113,10 +137,11 @@ def build_comparisons(
     info = {(r.model, r.task): r for r in results}
     comparisons: list[Comparison] = []
     skipped: list[SkippedComparison] = []
-    for task, policy in plan.policies.items():
+    for task in plan.policies:
         for index, (baseline, variant) in enumerate(plan.pairs):
             if (baseline, task) not in info or (variant, task) not in info:
                 continue
+            policy = plan.policy(task, variant)
             metric = info[(baseline, task)].metrics.get(policy.metric)
             if metric is None:
                 raise DataError(f"task {task!r} has no metric {policy.metric!r} to compare")
@@ -201,7 +226,9 @@ def compare_pair(
         raise Skipped(f"metric {metric!r} aggregates by {aggregation!r}, which has no paired test")
     difference = variant_value - base_value
     bound = min(sign * one_sided[0], sign * one_sided[1])  # lower bound of the improvement
-    power = _power(policy, settings, len(keys), table, sd, alpha)
+    effect = settings.effect or policy.margin
+    power = _power(effect, settings.power, len(keys), table.flip_rate if table else None, sd, alpha)
+    decided = non_inferiority(bound, policy.margin, alpha)
     return Comparison(
         task=task,
         metric=metric,
@@ -220,7 +247,7 @@ def compare_pair(
         discordant=Discordant(**vars(table)) if table else None,
         flip_rate=table.flip_rate if table else None,
         agreement=1 - table.flip_rate if table else None,
-        non_inferiority=NonInferiorityResult(**vars(non_inferiority(bound, policy.margin, alpha))),
+        non_inferiority=NonInferiorityResult(**vars(decided), source=policy.margin_source),
         equivalence=EquivalenceResult(**vars(equivalence)) if equivalence else None,
         power=power,
         shift=_shift(base_records, variant_records, keys, plan.token_shift.get((baseline, variant))),
@@ -231,31 +258,54 @@ def _usable(record: SampleRecord, metric: str) -> bool:
     return record.error is None and metric in record.metrics
 
 
-def _power(
-    policy: TaskPolicy, settings: StatsSettings, n: int, table: Discordance | None, sd: float, alpha: float
-) -> PowerResult:
-    effect = settings.effect or policy.margin
-    if table is not None:
-        psi = table.flip_rate
+def _power(effect: float, target: float, n: int, psi: float | None, sd: float, alpha: float) -> PowerResult:
+    """Power to detect ``effect`` with ``n`` pairs: McNemar's at discordance ``psi`` for binary scores,
+    else the paired mean's at standard deviation ``sd`` of the differences (NaN: no closed form)."""
+    if psi is not None:
         achieved = pw.mcnemar_power(effect, n, psi, alpha)
-        mde: float | None = pw.mcnemar_mde(n, psi, alpha, settings.power)
-        needed: int | None = pw.mcnemar_sample_size(effect, psi, alpha, settings.power)
+        mde: float | None = pw.mcnemar_mde(n, psi, alpha, target)
+        needed: int | None = pw.mcnemar_sample_size(effect, psi, alpha, target)
     elif np.isfinite(sd):
         achieved = pw.paired_mean_power(effect, sd, n, alpha)
-        mde = pw.paired_mean_mde(sd, n, alpha, settings.power)
-        needed = pw.paired_mean_sample_size(effect, sd, alpha, settings.power) if sd > 0 else None
+        mde = pw.paired_mean_mde(sd, n, alpha, target)
+        needed = pw.paired_mean_sample_size(effect, sd, alpha, target) if sd > 0 else None
     else:  # perplexity-style aggregates: no closed form; report the bootstrap interval's width instead
         achieved, mde, needed = float("nan"), None, None
     mde = None if mde is not None and not np.isfinite(mde) else mde
-    underpowered = bool(np.isfinite(achieved) and achieved < settings.power)
+    underpowered = bool(np.isfinite(achieved) and achieved < target)
     return PowerResult(
-        target=settings.power,
+        target=target,
         effect=effect,
         power_at_effect=achieved,
         mde=mde,
         n_needed=needed,
         underpowered=underpowered,
     )
+
+
+def remargin(c: Comparison, margin: float, source: str, effect: float | None = None) -> Comparison:
+    """The comparison judged at another non-inferiority margin, from its record alone: the verdict, the
+    power (at ``effect``, else at the margin) and the reading; intervals and p-values are unchanged.
+    ``remargin(c, m, s)`` equals building the comparison with margin ``m`` from the samples."""
+    ni = c.non_inferiority
+    decided = non_inferiority(ni.lower_bound, margin, ni.alpha)
+    psi = c.flip_rate if c.discordant is not None else None
+    power = _power(effect or margin, c.power.target, c.n, psi, _sd_of_differences(c), ni.alpha)
+    updated = c.model_copy(
+        update={"non_inferiority": NonInferiorityResult(**vars(decided), source=source), "power": power}
+    )
+    if c.p_adjusted is None:
+        return updated
+    return updated.model_copy(update={"reading": reading(updated, c.p_adjusted, ni.alpha)})
+
+
+def _sd_of_differences(c: Comparison) -> float:
+    """The standard deviation of a mean comparison's paired differences, recovered from its minimum
+    detectable effect (``mde = (z_{1-alpha/2} + z_power) sd / sqrt(n)``); NaN for other comparisons."""
+    if c.method != MEAN_METHOD or c.power.mde is None:
+        return float("nan")
+    scale = pw.paired_mean_mde(1.0, c.n, c.non_inferiority.alpha, c.power.target)
+    return c.power.mde / scale
 
 
 def _shift(
@@ -379,10 +429,11 @@ def compare_runs(
 ) -> tuple[list[TaskResult], list[Comparison], list[SkippedComparison]]:
     """Comparisons over one or more finished runs, from their records alone."""
     merged = merge_runs(runs)
+    source = STATS_MARGIN if settings.margin == merged.config.stats.margin else CLI_MARGIN
     config = merged.config.model_copy(update={"stats": settings})
     names = [m.name for m in config.models]
     extra_pairs = [parse_pair(text, names) for text in pair_texts]
-    plan = plan_for(config, merged.results)
+    plan = plan_for(config, merged.results, source)
     pairs = tuple(dict.fromkeys([*plan.pairs, *extra_pairs]))
     plan = replace(plan, pairs=pairs, token_shift=merged.token_shift)
     comparisons, skipped = build_comparisons(plan, merged.results, merged.samples, config.run.seed)

@@ -13,6 +13,11 @@ Each rule expands into checks (one per model x task, or per comparison), and eac
 default: a minimum passes when the whole interval is above it, fails when the whole interval is below it,
 and is inconclusive when the interval straddles it. Gates read records only (``results.json``), so a
 finished run can be re-gated with another policy and no model.
+
+A comparison has one non-inferiority margin: the margin of the non-inferiority gate that judges it, where
+one gives a margin, else the task's or ``stats.margin``. Comparisons are built with it (``gate_margin``),
+and re-gating a finished run (``apply_policy``) moves each comparison to the new policy's margin, so the
+verdict, the comparison table and the forest plot never disagree.
 """
 
 from __future__ import annotations
@@ -24,9 +29,18 @@ from pathlib import Path
 
 import yaml
 
-from evalsuite.config import GatePolicy, NonInferiorityGate, ThresholdGate, validate_mapping
+from evalsuite.config import (
+    GatePolicy,
+    GateRule,
+    NonInferiorityGate,
+    RunConfig,
+    ThresholdGate,
+    validate_mapping,
+)
 from evalsuite.errors import ConfigError, did_you_mean
 from evalsuite.records import Check, Comparison, Results, Status, TaskResult, Verdict
+
+GATE_SOURCE = "gate "  # how a margin a gate sets is named in a comparison: "gate 'name'" or "gate 2 (...)"
 
 
 def load_policy(path: Path) -> GatePolicy:
@@ -50,9 +64,11 @@ def parse_policy(data: object, source: str) -> GatePolicy:
 def check_references(
     policy: GatePolicy, models: Mapping[str, str | None], metrics: Mapping[str, Sequence[str]]
 ) -> None:
-    """Before a run: every task, metric and model a gate names exists (``models``: name -> baseline)."""
+    """Before a run: every task, metric and model a gate names exists (``models``: name -> baseline), and
+    no two non-inferiority gates judge one comparison with different margins."""
+    _one_margin_each(policy)
     for index, gate in enumerate(policy.rules):
-        label = gate.name or f"gate {index + 1} ({gate.kind})"
+        label = gate_label(index, gate)
         if isinstance(gate, NonInferiorityGate) and not any(models.values()):
             raise ConfigError(
                 f"{label}: no model has a baseline to compare with (set baseline: or variant_of:)"
@@ -83,7 +99,7 @@ def evaluate(policy: GatePolicy, results: Results) -> Verdict:
     """Apply every gate; a gate naming a task, metric or model the run does not have is a ConfigError."""
     checks: list[Check] = []
     for index, gate in enumerate(policy.rules):
-        label = gate.name or f"gate {index + 1} ({gate.kind})"
+        label = gate_label(index, gate)
         if isinstance(gate, ThresholdGate):
             checks += _threshold(label, gate, results.results)
         else:
@@ -94,6 +110,89 @@ def evaluate(policy: GatePolicy, results: Results) -> Verdict:
         passed=not any(c.status in failing for c in checks),
         checks=checks,
     )
+
+
+def gate_label(index: int, gate: GateRule) -> str:
+    """How checks name a gate: its name, else its place and kind."""
+    return gate.name or f"gate {index + 1} ({gate.kind})"
+
+
+def margin_source(index: int, gate: NonInferiorityGate) -> str:
+    """How a comparison names the gate its margin comes from: ``gate 'name'`` or ``gate 2 (...)``."""
+    return f"{GATE_SOURCE}{gate.name!r}" if gate.name else gate_label(index, gate)
+
+
+def covers(gate: NonInferiorityGate, task: str, variant: str) -> bool:
+    """Whether a non-inferiority gate judges the comparison of ``variant`` on ``task``."""
+    return (gate.tasks is None or task in gate.tasks) and (gate.variants is None or variant in gate.variants)
+
+
+def gate_margin(policy: GatePolicy | None, task: str, variant: str) -> tuple[float, str] | None:
+    """The margin ``policy`` judges the comparison of ``variant`` on ``task`` with, and the gate it comes
+    from; None when no gate that covers it gives a margin (it is then judged on its own)."""
+    if policy is None:
+        return None
+    found = [
+        (gate.margin, margin_source(index, gate))
+        for index, gate in enumerate(policy.rules)
+        if isinstance(gate, NonInferiorityGate) and gate.margin is not None and covers(gate, task, variant)
+    ]
+    for margin, source in found[1:]:
+        if margin != found[0][0]:
+            raise ConfigError(_two_margins(found[0], (margin, source), f"{variant} on {task}"))
+    return found[0] if found else None
+
+
+def _one_margin_each(policy: GatePolicy) -> None:
+    """Two non-inferiority gates with different margins must not share a comparison."""
+    ruled = [
+        (index, gate)
+        for index, gate in enumerate(policy.rules)
+        if isinstance(gate, NonInferiorityGate) and gate.margin is not None
+    ]
+    for place, (i, a) in enumerate(ruled):
+        for j, b in ruled[place + 1 :]:
+            tasks = _overlap(a.tasks, b.tasks)
+            variants = _overlap(a.variants, b.variants)
+            if a.margin != b.margin and tasks is not None and variants is not None:
+                what = f"{' and '.join(variants) or 'every variant'} on {' and '.join(tasks) or 'every task'}"
+                assert a.margin is not None and b.margin is not None
+                raise ConfigError(
+                    _two_margins((a.margin, margin_source(i, a)), (b.margin, margin_source(j, b)), what)
+                )
+
+
+def _overlap(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """What two gates' scopes (None: all) share: some names, () for all, None for nothing."""
+    if a is None and b is None:
+        return ()
+    shared = (b if a is None else a) if a is None or b is None else tuple(x for x in a if x in b)
+    return shared or None
+
+
+def _two_margins(a: tuple[float, str], b: tuple[float, str], what: str) -> str:
+    return (
+        f"{a[1]} and {b[1]} both judge {what}, with margins {a[0]:g} and {b[0]:g}: a comparison has one "
+        "non-inferiority margin; give the gates the same margin or separate tasks or variants"
+    )
+
+
+def apply_policy(policy: GatePolicy, results: Results, config: RunConfig) -> Results:
+    """Re-gate a finished run: every comparison takes the margin ``policy`` judges it with (or, where a
+    gate of an earlier policy had set it, its configured margin again), then the verdict is reached.
+    Returns the results with those comparisons and the verdict, so what is shown agrees with it."""
+    from evalsuite.compare import configured_margin, remargin
+
+    comparisons = []
+    for c in results.comparisons:
+        chosen = gate_margin(policy, c.task, c.variant)
+        if chosen is None and (c.non_inferiority.source or "").startswith(GATE_SOURCE):
+            chosen = configured_margin(config, c.task)
+        if chosen is not None and chosen != (c.non_inferiority.margin, c.non_inferiority.source):
+            c = remargin(c, *chosen, effect=config.stats.effect)
+        comparisons.append(c)
+    updated = results.model_copy(update={"comparisons": comparisons})
+    return updated.model_copy(update={"gates": evaluate(policy, updated)})
 
 
 def _threshold(label: str, gate: ThresholdGate, results: Sequence[TaskResult]) -> list[Check]:
@@ -150,15 +249,15 @@ def _non_inferiority(label: str, gate: NonInferiorityGate, comparisons: Sequence
             raise ConfigError(
                 f"{label}: no comparison with variant {variant!r}{did_you_mean(variant, variants)}"
             )
-    chosen = [
-        c
-        for c in comparisons
-        if (gate.tasks is None or c.task in gate.tasks)
-        and (gate.variants is None or c.variant in gate.variants)
-    ]
+    chosen = [c for c in comparisons if covers(gate, c.task, c.variant)]
     if not chosen:
         raise ConfigError(f"{label}: the run has no comparisons (declare a baseline for a model)")
     return [_judge_non_inferiority(label, gate, c) for c in chosen]
+
+
+def comparison_target(c: Comparison) -> str:
+    """What a non-inferiority check names as checked."""
+    return f"{c.variant} vs {c.baseline} on {c.task} ({c.metric})"
 
 
 def _judge_non_inferiority(label: str, gate: NonInferiorityGate, c: Comparison) -> Check:
@@ -166,7 +265,7 @@ def _judge_non_inferiority(label: str, gate: NonInferiorityGate, c: Comparison) 
     bound = c.non_inferiority.lower_bound
     sign = 1.0 if c.higher_is_better else -1.0
     best_case = max(sign * c.ci_low, sign * c.ci_high)  # the upper end of the improvement's interval
-    target = f"{c.variant} vs {c.baseline} on {c.task} ({c.metric})"
+    target = comparison_target(c)
     if bound > -margin:
         return Check(
             gate=label, target=target, status="pass", reason=f"lower bound {bound:+.4f} is above -{margin:g}"

@@ -151,6 +151,14 @@ class NonInferiorityResult(_Record):
     alpha: float
     lower_bound: float
     non_inferior: bool
+    # where the margin comes from: "gate 'name'" (a non-inferiority gate that judges this comparison),
+    # "task 'name'", "stats.margin" or "compare --margin"; None in runs written before it was recorded
+    source: str | None = None
+
+    @property
+    def margin_text(self) -> str:
+        """``margin 0.1, from gate 'x'``: the margin and where it comes from, as every view names it."""
+        return f"margin {self.margin:g}" + (f", from {self.source}" if self.source else "")
 
 
 class EquivalenceResult(_Record):

@@ -13,6 +13,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from evalsuite import cli
 from evalsuite.compare import parse_pair
 from evalsuite.errors import ConfigError
+from evalsuite.records import Comparison
 from evalsuite.tasks import TaskCatalog, build_task, task_dirs
 
 DOCS = 40  # quickstart_mc has 40 questions
@@ -142,6 +143,7 @@ def test_compare_command_reproduces_the_run_and_honours_overrides(
     assert all(c["adjustment"] == "bh" and c["p_adjusted"] == c["p_bh"] for c in found)
     same = next(c for c in found if c["variant"] == "same" and c["baseline"] == "base")
     assert same["non_inferiority"]["margin"] == 0.5 and same["non_inferiority"]["non_inferior"] is True
+    assert same["non_inferiority"]["source"] == "compare --margin"  # where the margin comes from
     (run_dir / "results.json").write_text(before, encoding="utf-8")
 
 
@@ -203,3 +205,58 @@ def test_a_damaged_run_directory_is_named(
     assert cli.main(["compare", str(copy)]) == 2
     err = capsys.readouterr().err
     assert "results.json: comparisons[0].n: Input should be a valid integer" in err and err.count("\n") == 1
+
+
+def test_remargin_is_the_comparison_built_at_that_margin(run_dir: Path) -> None:
+    """Re-gating moves a comparison to another margin from its record alone: the same verdict, power and
+    reading as building it at that margin from the samples."""
+    from dataclasses import replace
+
+    from evalsuite.compare import build_comparisons, plan_for, remargin
+    from evalsuite.rundir import load_run
+
+    run = load_run(run_dir)
+    stats = run.config.stats.model_copy(update={"margin": 0.3, "equivalence_margin": 0.02})  # as it was
+    plan = plan_for(run.config.model_copy(update={"stats": stats}), run.results.results)
+    wide, _ = build_comparisons(plan, run.results.results, run.samples, run.config.run.seed)
+    assert [remargin(c, 0.3, "stats.margin") for c in run.results.comparisons] == wide
+    assert {c.non_inferiority.source for c in run.results.comparisons} == {"stats.margin"}
+    with_effect = replace(plan, settings=stats.model_copy(update={"effect": 0.1}))
+    fixed, _ = build_comparisons(with_effect, run.results.results, run.samples, run.config.run.seed)
+    assert [remargin(c, 0.3, "stats.margin", effect=0.1) for c in run.results.comparisons] == fixed
+
+
+def test_remargin_of_a_mean_comparison() -> None:
+    """Continuous scores: power at the new margin from the standard deviation the record implies."""
+    import numpy as np
+
+    from evalsuite.compare import Plan, TaskPolicy, build_comparisons, remargin
+    from evalsuite.config import StatsSettings
+    from evalsuite.records import MetricResult, SampleRecord, TaskResult
+
+    rng = np.random.default_rng(7)
+    base = rng.normal(0.6, 0.2, 60)
+    scores = {"a": base, "b": base + rng.normal(-0.02, 0.1, 60)}
+    samples = [
+        SampleRecord(model=m, task="t", doc_id=i, prompt=f"p{i}", metrics={"score": float(v)})
+        for m, values in scores.items()
+        for i, v in enumerate(values)
+    ]
+    metric = MetricResult(value=0.6, stderr=None, n=60, n_errors=0, higher_is_better=True, aggregation="mean")
+    results = [
+        TaskResult(model=m, task="t", output_type="x", num_fewshot=0, metrics={"score": metric})
+        for m in scores
+    ]
+    settings = StatsSettings(resamples=200)
+
+    def built(margin: float) -> Comparison:
+        policy = TaskPolicy(metric="score", margin=margin, equivalence_margin=0.05, alpha=0.05)
+        plan = Plan(pairs=(("a", "b"),), policies={"t": policy}, settings=settings)
+        return build_comparisons(plan, results, samples, seed=1)[0][0]
+
+    narrow, wide = built(0.01), built(0.2)
+    moved = remargin(narrow, 0.2, "stats.margin")
+    assert moved.non_inferiority == wide.non_inferiority and moved.reading == wide.reading
+    assert moved.power.n_needed == wide.power.n_needed and moved.power.mde == pytest.approx(wide.power.mde)
+    assert moved.power.power_at_effect == pytest.approx(wide.power.power_at_effect)
+    assert moved.model_copy(update={"power": wide.power}) == wide

@@ -15,7 +15,7 @@ from lxml import etree
 from evalsuite import cli
 from evalsuite.config import DeprecatedKey, GatePolicy
 from evalsuite.errors import ConfigError
-from evalsuite.gates import evaluate, junit_xml, parse_policy
+from evalsuite.gates import apply_policy, check_references, evaluate, gate_margin, junit_xml, parse_policy
 from evalsuite.records import Check, Results, Verdict
 from tests.test_compare import BASE, SAME, WORSE, scripted_run
 
@@ -205,6 +205,117 @@ def test_run_applies_its_gates_and_gate_reproduces_the_verdict(
     summary = (run_dir / "summary.md").read_text(encoding="utf-8")
     assert "**Verdict: fail**" in summary and "| ❌ fail | no-regression |" in summary
     capsys.readouterr()
+
+
+def text_of(page: str, element_id: str) -> str:
+    from lxml import html
+
+    return " ".join(html.fromstring(page).get_element_by_id(element_id).text_content().split())
+
+
+def test_a_gates_margin_is_the_margin_every_view_shows(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A gate judging with its own margin: the comparison is made with that margin, and the table, the
+    banner, the forest plot, summary.md and the terminal table all name it and where it comes from."""
+    from rich.console import Console
+
+    rules = [
+        {"kind": "non_inferiority", "margin": 0.45, "variants": ["worse"], "name": "loose"},
+        {"kind": "non_inferiority", "variants": ["same"], "name": "plain"},  # judged on stats.margin
+    ]
+    gates = {"inconclusive": "pass", "rules": rules}
+    models = {"base": BASE, "worse": WORSE, "same": SAME}
+    run_dir = scripted_run(tmp_path, data_dir, models, name="margins", gates=gates)
+    results = Results.model_validate_json((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert results.gates is not None and results.gates.passed
+    status = {c.target.split(" ")[0]: c.status for c in results.gates.checks}
+    shown = {c.variant: c.non_inferiority for c in results.comparisons}
+    assert shown["worse"].margin_text == "margin 0.45, from gate 'loose'"
+    assert shown["same"].margin_text == "margin 0.02, from stats.margin"
+    assert shown["worse"].non_inferior is (status["worse"] == "pass") is True  # no "no" beside a pass
+    assert shown["same"].non_inferior is (status["same"] == "pass") is False
+    worse = next(c for c in results.comparisons if c.variant == "worse")
+    assert worse.power.effect == 0.45  # power at the margin the comparison is judged with
+
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    table = text_of(page, "comparison-table")
+    assert (
+        "\u22120.45 margin 0.45, from gate 'loose'" in table
+    )  # U+2212 MINUS SIGN, as the table writes the limit
+    assert "\u22120.02 margin 0.02, from stats.margin" in table
+    banner = text_of(page, "verdict-banner")
+    assert "non-inferiority margin 0.45, from gate 'loose'; margin 0.02, from stats.margin" in banner
+    assert "margin 0.45, from gate &#39;loose&#39;</title>" in page  # the forest plot's point
+
+    summary = (run_dir / "summary.md").read_text(encoding="utf-8")
+    assert "| yes (margin 0.45, from gate 'loose') |" in summary
+    assert "| no (margin 0.02, from stats.margin) |" in summary
+    assert "non-inferiority margin 0.45, from gate 'loose'; margin 0.02, from stats.margin)" in summary
+
+    terminal = Console(record=True, width=250)
+    terminal.print(cli.comparison_table(results.comparisons))
+    lines = terminal.export_text().splitlines()
+    assert any("margin 0.45, from gate 'loose'" in line for line in lines)
+    assert any("margin 0.02, from stats.margin" in line for line in lines)
+    capsys.readouterr()
+
+
+def test_regating_moves_each_comparison_to_the_margin_of_the_new_policy(
+    finished: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from evalsuite.rundir import load_run
+    from evalsuite.runner import write_outputs
+
+    run = load_run(finished)
+    before = run.results.comparisons
+    assert {c.non_inferiority.margin_text for c in before} == {"margin 0.02, from stats.margin"}
+    wide = policy({"kind": "non_inferiority", "margin": 0.45, "name": "wide"})
+    gated = apply_policy(wide, run.results, run.config)
+    assert gated.gates is not None and gated.gates.passed
+    assert gated.gates == evaluate(wide, run.results)  # the gate judges on its own margin either way
+    for c, check in zip(gated.comparisons, gated.gates.checks, strict=True):
+        assert c.non_inferiority.margin_text == "margin 0.45, from gate 'wide'"
+        assert c.non_inferiority.non_inferior is (check.status == "pass")
+        assert c.power.effect == 0.45 and c.reading != "underpowered"
+
+    copy = tmp_path / "copy"
+    shutil.copytree(finished, copy)
+    write_outputs(replace(load_run(copy), results=gated))
+    summary = (copy / "summary.md").read_text(encoding="utf-8")
+    assert "margin 0.45, from gate 'wide'" in summary and "margin 0.02" not in summary
+    page = (copy / "report.html").read_text(encoding="utf-8")
+    assert "non-inferiority margin 0.45, from gate 'wide')" in text_of(page, "verdict-banner")
+
+    # a policy without that gate puts each comparison back at its configured margin: the run's own records
+    floor = policy({"kind": "threshold", "task": "quickstart_mc", "min": 0.3})
+    assert apply_policy(floor, gated, run.config).comparisons == before
+
+
+def test_two_gates_with_different_margins_on_one_comparison_are_an_error() -> None:
+    models, metrics = {"base": None, "worse": "base", "same": "base"}, {"quickstart_mc": ["acc"]}
+    both = policy(
+        {"kind": "non_inferiority", "margin": 0.1, "name": "a"},
+        {"kind": "non_inferiority", "margin": 0.2, "variants": ["worse"], "name": "b"},
+    )
+    message = (
+        r"gate 'a' and gate 'b' both judge worse on every task, with margins 0\.1 and 0\.2: a comparison has "
+        r"one non-inferiority margin"
+    )
+    with pytest.raises(ConfigError, match=message):
+        check_references(both, models, metrics)
+    with pytest.raises(ConfigError, match=r"with margins 0\.1 and 0\.2"):
+        gate_margin(both, "quickstart_mc", "worse")
+    assert gate_margin(both, "quickstart_mc", "same") == (0.1, "gate 'a'")
+    apart = policy(
+        {"kind": "non_inferiority", "margin": 0.1, "variants": ["same"]},
+        {"kind": "non_inferiority", "margin": 0.2, "variants": ["worse"]},
+        {"kind": "non_inferiority", "variants": ["worse"]},  # no margin of its own: judged on 0.2
+    )
+    check_references(apart, models, metrics)
+    assert gate_margin(apart, "quickstart_mc", "worse") == (0.2, "gate 2 (non_inferiority)")
 
 
 def test_junit_xml_validates_and_counts_failures(tmp_path: Path) -> None:

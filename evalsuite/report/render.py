@@ -25,6 +25,7 @@ from typing import Any
 
 import jinja2
 
+from evalsuite.gates import comparison_target
 from evalsuite.records import Comparison, Results, SampleRecord
 from evalsuite.rundir import RunDir
 
@@ -75,6 +76,7 @@ class ForestRow:
     high: float
     margin: float
     status: str  # pass | fail | inconclusive (non-inferiority)
+    margin_text: str = ""  # "margin 0.1, from gate 'x'"
 
 
 @dataclass
@@ -105,10 +107,13 @@ def forest(comparisons: Sequence[Comparison]) -> Forest | None:
     for c in comparisons:
         sign = 1.0 if c.higher_is_better else -1.0  # plot the improvement: right is better
         low, high = sorted((sign * c.ci_low, sign * c.ci_high))
-        margin = c.non_inferiority.margin
-        status = "pass" if c.non_inferiority.non_inferior else ("fail" if high < -margin else "inconclusive")
+        ni = c.non_inferiority
+        status = "pass" if ni.non_inferior else ("fail" if high < -ni.margin else "inconclusive")
         label = f"{c.variant} vs {c.baseline} · {c.task}"
-        rows.append(ForestRow(clean(label), sign * c.difference, low, high, margin, status))
+        row = ForestRow(
+            clean(label), sign * c.difference, low, high, ni.margin, status, clean(ni.margin_text)
+        )
+        rows.append(row)
     if not rows:
         return None
     lo = min(min(r.low for r in rows), min(-r.margin for r in rows), 0.0)
@@ -181,7 +186,20 @@ SectionBuilder = Callable[[RunDir], Section | None]
 
 
 def _verdict(run: RunDir) -> Section | None:
-    return Section("verdict", "Verdict", "verdict", run.results.gates) if run.results.gates else None
+    verdict = run.results.gates
+    if verdict is None:
+        return None
+    return Section(
+        "verdict", "Verdict", "verdict", {"verdict": verdict, "margins": judged_margins(run.results)}
+    )
+
+
+def judged_margins(results: Results) -> list[str]:
+    """The non-inferiority margins the verdict's checks judged comparisons with, each once, with where
+    each comes from: the banner names them, as the comparison table does."""
+    checked = {c.target for c in results.gates.checks} if results.gates else set()
+    judged = [c for c in results.comparisons if comparison_target(c) in checked]
+    return list(dict.fromkeys(c.non_inferiority.margin_text for c in judged))
 
 
 def _models(run: RunDir) -> Section | None:

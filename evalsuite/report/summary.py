@@ -6,6 +6,7 @@ import html
 from collections.abc import Sequence
 
 from evalsuite.records import Comparison, Results, TaskResult, Verdict
+from evalsuite.report.render import judged_margins
 
 ICONS = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive"}
 
@@ -19,20 +20,21 @@ def cell(text: object) -> str:
 def summary_markdown(results: Results) -> str:
     lines = [f"# evalsuite: {cell(results.run)}", ""]
     if results.gates is not None:
-        lines += _gates(results.gates)
+        lines += _gates(results.gates, judged_margins(results))
     lines += _results(results.results)
     if results.comparisons:
         lines += _comparisons(results.comparisons)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _gates(verdict: Verdict) -> list[str]:
+def _gates(verdict: Verdict, margins: Sequence[str]) -> list[str]:
     head = "**Verdict: pass**" if verdict.passed else "**Verdict: fail**"
     rows = [
         f"| {ICONS[c.status]} | {cell(c.gate)} | {cell(c.target)} | {cell(c.reason)} |"
         for c in verdict.checks
     ]
-    note = f"(inconclusive checks count as {verdict.inconclusive_policy})"
+    judged = f"; non-inferiority {cell('; '.join(margins))}" if margins else ""
+    note = f"(inconclusive checks count as {verdict.inconclusive_policy}{judged})"
     return [f"{head} {note}", "", "| status | gate | checked | reason |", "|---|---|---|---|", *rows, ""]
 
 
@@ -62,7 +64,7 @@ def _comparisons(comparisons: Sequence[Comparison]) -> list[str]:
         p = "—" if c.p_adjusted is None else f"{c.p_adjusted:.4g}"
         rows.append(
             f"| {cell(c.variant)} vs {cell(c.baseline)} | {cell(c.task)} | {c.difference:+.4f} "
-            f"| [{c.ci_low:+.4f}, {c.ci_high:+.4f}] | {p} | {ni} (margin {c.non_inferiority.margin:g}) "
+            f"| [{c.ci_low:+.4f}, {c.ci_high:+.4f}] | {p} | {ni} ({cell(c.non_inferiority.margin_text)}) "
             f"| {cell(c.reading)} |"
         )
     adjust = comparisons[0].adjustment
