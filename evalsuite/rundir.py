@@ -8,8 +8,9 @@ damaged after evalsuite wrote it (a DataError: exit 2 and one line naming the fi
 - ``checksums.sha256`` (the format ``sha256sum -c`` reads) holds the SHA-256 of every file evalsuite
   wrote in the run directory, as the last command that wrote there (``run``, ``report``, ``gate``,
   ``compare``) left it. The manifest cannot hold its own digest, so the digests live beside it; the
-  manifest keeps under ``files`` the digests of the files as the run itself wrote them. Each file must
-  match one of the two, so a results.json restored byte for byte from the run still checks.
+  manifest keeps under ``files`` the digests of samples.jsonl and results.json, what decisions rest on,
+  as the run itself wrote them (the views hold times, so their digests would make two runs' manifests
+  differ). Each file must match one of the two, so a results.json restored byte for byte still checks.
 - A command that rewrites files stages them beside their targets, lists the new digests in
   ``.checksums.sha256.pending``, renames the staged files into place, then replaces the checksums and
   removes the pending list: a command killed at any point leaves files that still check.
@@ -181,8 +182,8 @@ class Change:
 
 def changed_files(path: Path, manifest: Mapping[str, Any]) -> list[Change]:
     """The files that match neither checksums.sha256 (or the pending list of an interrupted write) nor
-    the digests of the files as the run wrote them (the manifest's ``files``); the checksums' own
-    problems first."""
+    the digests of samples.jsonl and results.json as the run wrote them (the manifest's ``files``);
+    the checksums' own problems first."""
     as_run = _manifest_digests(path, manifest)
     seal, problem = read_checksums(path / CHECKSUMS)
     pending, _ = read_checksums(path / PENDING)
@@ -195,8 +196,8 @@ def changed_files(path: Path, manifest: Mapping[str, Any]) -> list[Change]:
     listed = seal if seal is not None else as_run
     for name in SEALED:
         file = path / name
-        if name == "manifest.json" and seal is None:
-            continue  # nothing else holds the manifest's digest
+        if seal is None and name not in as_run:
+            continue  # only the checksums held its digest
         known = {d for d in (listed.get(name), (pending or {}).get(name), as_run.get(name)) if d}
         if not file.is_file():
             if name in listed and name not in REDRAWN:
