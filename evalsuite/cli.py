@@ -112,16 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="with several runs: folder for the combined results.json "
         "(default: <first run's parent>/compare-<run>-<run>...)",
     )
+    _accept_edits_option(compare)
     gate = commands.add_parser(
         "gate", help="apply a gate policy to a finished run; the exit code is the verdict"
     )
     gate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     gate.add_argument("--policy", type=Path, help="a policy file (else the gates: of the run's model.yaml)")
+    _accept_edits_option(gate)
     report = commands.add_parser("report", help="re-render report.html and summary.md of a finished run")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _accept_edits_option(report)
     tasks = commands.add_parser("tasks", help="list the task files evalsuite finds")
     tasks.add_argument("--task-dir", type=Path, action="append", default=[], help="an extra task folder")
     return parser
+
+
+def _accept_edits_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accept-edits",
+        action="store_true",
+        help="use a run directory whose files changed after evalsuite wrote them (or that has no "
+        "checksums); the report and summary.md then say which files were edited",
+    )
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -378,10 +390,12 @@ def compare(args: argparse.Namespace) -> int:
     from evalsuite.compare import compare_runs
     from evalsuite.config import StatsSettings
     from evalsuite.records import Results, write_json
-    from evalsuite.rundir import load_run
+    from evalsuite.rundir import open_run
     from evalsuite.runner import write_outputs
 
-    runs = [load_run(path.resolve()) for path in args.runs]
+    runs = [open_run(path.resolve(), args.accept_edits) for path in args.runs]
+    for run in runs:
+        _note_edits(run.path, run.edits)
     base = runs[0].config.stats
     updates = {"margin": args.margin, "alpha": args.alpha, "adjust": args.adjust}
     data = {**base.model_dump(), **{k: v for k, v in updates.items() if v is not None}}
@@ -417,10 +431,11 @@ def compare(args: argparse.Namespace) -> int:
 
 def gate(args: argparse.Namespace) -> int:
     from evalsuite import gates
-    from evalsuite.rundir import load_run
+    from evalsuite.rundir import open_run
     from evalsuite.runner import write_outputs
 
-    run = load_run(args.run_dir.resolve())
+    run = open_run(args.run_dir.resolve(), args.accept_edits)
+    _note_edits(run.path, run.edits)
     policy = gates.load_policy(args.policy) if args.policy else run.config.gates
     if policy is None:
         raise ConfigError(f"{run.path}: the run declares no gates; pass --policy FILE")
@@ -433,13 +448,25 @@ def gate(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    from evalsuite.rundir import load_run
+    from evalsuite.rundir import open_run
     from evalsuite.runner import write_outputs
 
-    run = load_run(args.run_dir.resolve())
+    run = open_run(args.run_dir.resolve(), args.accept_edits)
+    _note_edits(run.path, run.edits)
     write_outputs(run)
     out.print(f"report written to {run.path / 'report.html'}")
     return EXIT_OK
+
+
+def _note_edits(path: Path, edits: Sequence[str]) -> None:
+    """A run directory edited after the run says so on every use, not only in its report."""
+    if edits:
+        what = escape("; ".join(edits))
+        console.print(
+            f"[yellow]note:[/yellow] {escape(str(path))} was edited after the run: {what}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def gate_table(verdict: Verdict) -> Table:

@@ -42,7 +42,7 @@ from evalsuite.records import (
     write_samples,
 )
 from evalsuite.report import render_report, summary_markdown
-from evalsuite.rundir import RunDir
+from evalsuite.rundir import RunDir, SealedWrite, file_digest
 from evalsuite.store import Store
 from evalsuite.tasks import PreparedTask, TaskCatalog, aggregate, build_task, score_task, task_dirs
 from evalsuite.tasks.evaluate import Summary
@@ -356,8 +356,7 @@ def write_run_dir(
     try:
         write_samples(staging / "samples.jsonl", samples)
         full_manifest = {"schema": MANIFEST_SCHEMA, **manifest}
-        write_json(staging / "manifest.json", full_manifest)
-        write_outputs(RunDir(staging, full_manifest, results, tuple(samples)))
+        write_outputs(RunDir(staging, full_manifest, results, tuple(samples)), as_run=True)
         if run_dir.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.old.", dir=run_dir.parent))
             run_dir.rename(retired / run_dir.name)
@@ -370,14 +369,31 @@ def write_run_dir(
         raise
 
 
-def write_outputs(run: RunDir) -> None:
-    """What is derived from the records: results.json, report.html, summary.md, junit.xml (with gates)."""
+def write_outputs(run: RunDir, *, as_run: bool = False) -> None:
+    """What is derived from the records: results.json, report.html, summary.md, junit.xml (with gates),
+    sealed by checksums.sha256 (see evalsuite/rundir.py). Changes accepted with --accept-edits are
+    recorded in the manifest first, so the report and summary show them. ``as_run``: the run itself
+    writes, and its manifest keeps the digests of samples.jsonl and results.json as the run wrote them."""
+    edited = bool(run.accepted)
+    run = run.with_edits_recorded()
     results = run.results
-    write_json(run.path / "results.json", results.model_dump(mode="json", by_alias=True))
-    write_atomic(run.path / "report.html", render_report(run))
-    write_atomic(run.path / "summary.md", summary_markdown(results))
-    if results.gates is not None:
-        write_atomic(run.path / "junit.xml", gates.junit_xml(results.gates, results.run))
+    data = results.model_dump(mode="json", by_alias=True)
+    verdict = results.gates
+    with SealedWrite(run.path) as files:
+        files.stage("results.json", lambda path: write_json(path, data))
+        files.stage("report.html", lambda path: write_atomic(path, render_report(run)))
+        files.stage("summary.md", lambda path: write_atomic(path, summary_markdown(results, run.edits)))
+        if verdict is not None:
+            files.stage("junit.xml", lambda path: write_atomic(path, gates.junit_xml(verdict, results.run)))
+        if as_run or edited:
+            manifest = run.manifest
+            if as_run:  # what decisions rest on; the views' digests (they hold times) are in the checksums
+                digests = {
+                    "samples.jsonl": file_digest(run.path / "samples.jsonl"),
+                    "results.json": files.staged["results.json"],
+                }
+                manifest = {**manifest, "files": digests}
+            files.stage("manifest.json", lambda path: write_json(path, manifest))
 
 
 def seed_everything(seed: int) -> None:

@@ -17,8 +17,12 @@ def cell(text: object) -> str:
     return " ".join(value.split())
 
 
-def summary_markdown(results: Results) -> str:
+def summary_markdown(results: Results, edits: Sequence[str] = ()) -> str:
+    """``edits``: changes made to the run directory after the run (accepted with --accept-edits)."""
     lines = [f"# evalsuite: {cell(results.run)}", ""]
+    if edits:
+        what = cell("; ".join(edits))
+        lines += [f"> ⚠️ **Edited after the run** (accepted with `--accept-edits`): {what}", ""]
     if results.gates is not None:
         lines += _gates(results.gates, judged_margins(results))
     lines += _results(results.results)
