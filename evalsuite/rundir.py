@@ -327,6 +327,10 @@ def check_records(run: RunDir) -> None:
     tasks = _table(manifest, "tasks", where)
     probes = _table(manifest, "probes", where) if "probes" in manifest else {}
     _check_edits(manifest.get("edits"), where)
+    try:
+        run.token_shift  # noqa: B018  (read only to check it can be)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise DataError(f"{where}: token_shift: not the table the run wrote") from None
     units = {**tasks, **probes}
     by_unit: dict[tuple[str, str], list[SampleRecord]] = {}
     first_line: dict[tuple[str, str, int, str], int] = {}
