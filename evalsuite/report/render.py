@@ -19,6 +19,7 @@ import base64
 import gzip
 import json
 import math
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,57 @@ class Section:
     data: Any = None
 
 
+FONT_SIZE = 11.0  # px: ``svg text`` in report.html.j2
+LINE_HEIGHT = 13.0  # px between the lines of a wrapped label
+LABEL_ROOM = 340.0  # px: a longer label wraps onto more lines
+NARROW = set(" .,:;'|!iljfrt()[]{}-·")
+WIDE = set("mwMW@%")
+
+
+def text_width(text: str, size: float = FONT_SIZE) -> float:
+    """A generous estimate of ``text``'s width in px in the report's sans-serif at ``size`` px: at least
+    DejaVu Sans's (wider than most sans-serifs) for ASCII; a full em for other characters, more for wide
+    East Asian ones. (The page squeezes a line that a font still draws wider: never cut off.)"""
+    ems = 0.0
+    for ch in text:
+        if ch in NARROW:
+            ems += 0.42
+        elif ch in WIDE:
+            ems += 1.0
+        elif ch.isascii():
+            ems += 0.66 if ch.islower() or ch.isdigit() else 0.8 if ch.isupper() else 0.85
+        elif unicodedata.combining(ch):
+            continue
+        else:
+            ems += 1.1 if unicodedata.east_asian_width(ch) in "WF" else 1.0
+    return ems * size * 1.05
+
+
+def wrap(text: str, room: float) -> list[str]:
+    """``text`` in lines no wider than ``room`` (by :func:`text_width`): broken at spaces, and a word too
+    long for a line broken after ``-``, ``_``, ``.``, ``:`` or ``/`` where it can be, else anywhere."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        joined = f"{line} {word}" if line else word
+        if text_width(joined) <= room:
+            line = joined
+            continue
+        if line:
+            lines.append(line)
+        while text_width(word) > room:
+            cut, used = 0, 0.0
+            while cut < len(word) and (cut == 0 or used + text_width(word[cut]) <= room):
+                used += text_width(word[cut])
+                cut += 1
+            soft = max(word.rfind(mark, 0, cut) for mark in "-_.:/")
+            cut = soft + 1 if soft >= cut // 2 else cut
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    return [*lines, line] if line or not lines else lines
+
+
 @dataclass
 class ForestRow:
     label: str
@@ -77,21 +129,52 @@ class ForestRow:
     margin: float
     status: str  # pass | fail | inconclusive (non-inferiority)
     margin_text: str = ""  # "margin 0.1, from gate 'x'"
+    lines: list[str] = field(default_factory=list)  # the label, wrapped
+    y: float = 0.0  # the row's middle
+    height: float = 26.0
 
 
 @dataclass
 class Forest:
+    """A forest plot's geometry: the label column is as wide as its longest line, so nothing is cut off."""
+
     rows: list[ForestRow]
     lo: float
     hi: float
-    width: int = 720
-    label_width: int = 300
-    row_height: int = 26
+    label_width: float = 300.0
+    plot_width: float = 420.0
+    right: float = 20.0  # room right of the axis for the last tick's label
+    top: float = 20.0
     ticks: list[float] = field(default_factory=list)
+
+    @property
+    def width(self) -> float:
+        return self.label_width + self.plot_width + self.right
+
+    @property
+    def bottom(self) -> float:
+        return self.top + sum(r.height for r in self.rows)
+
+    @property
+    def height(self) -> float:
+        return self.bottom + 2 * FONT_SIZE
 
     def x(self, value: float) -> float:
         span = self.hi - self.lo or 1.0
-        return self.label_width + (value - self.lo) / span * (self.width - self.label_width - 20)
+        return self.label_width + (value - self.lo) / span * self.plot_width
+
+    def layout(self) -> None:
+        """Wrap the labels, size the label column and the rows, and make room for the ticks' labels."""
+        y = self.top
+        for row in self.rows:
+            row.lines = wrap(row.label, LABEL_ROOM)
+            row.height = max(26.0, LINE_HEIGHT * len(row.lines) + 12)
+            row.y = y + row.height / 2
+            y += row.height
+        widest = max(text_width(line) for row in self.rows for line in row.lines)
+        self.label_width = math.ceil(widest) + 16.0
+        self.ticks = ticks(self.lo, self.hi)
+        self.right = max([20.0, *(text_width(f"{t:g}") / 2 + 6 for t in self.ticks)])
 
 
 def forests(comparisons: Sequence[Comparison]) -> list[tuple[str, Forest]]:
@@ -120,7 +203,7 @@ def forest(comparisons: Sequence[Comparison]) -> Forest | None:
     hi = max(max(r.high for r in rows), 0.0)
     pad = (hi - lo) * 0.08 or 0.01
     plot = Forest(rows, lo - pad, hi + pad)
-    plot.ticks = ticks(plot.lo, plot.hi)
+    plot.layout()
     return plot
 
 

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from tests.report.conftest import write_hostile_run
-from tests.report.pages import SHOTS, errors, open_report, wait_for
+from tests.report.forest_run import write_forest_run
+from tests.report.pages import SHOTS, errors, open_report, screenshot, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -104,3 +105,56 @@ def test_the_quickstart_report(browser: Any, tmp_path: Path, capsys: pytest.Capt
     SHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SHOTS / "quickstart-report.png"))
     capsys.readouterr()
+
+
+# Every text of every forest plot: its content and box, the plot's box, and where the plot area begins
+# (the leftmost line or point drawn, which a label must not reach).
+FOREST_BOXES = """return [...document.querySelectorAll('svg.forest-plot')].map((svg) => {
+  const box = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const lines = (t) => [...t.querySelectorAll('tspan')].map((s) => s.textContent);
+  return {
+    svg: box(svg),
+    plot: Math.min(...[...svg.querySelectorAll('line, circle')].map((e) => box(e)[0])),
+    labels: [...svg.querySelectorAll('text.forest-label')].map((t) => ({lines: lines(t), box: box(t)})),
+    ticks: [...svg.querySelectorAll('text.forest-tick')].map((t) => ({lines: [t.textContent], box: box(t)})),
+  };
+})"""
+
+
+def squeeze(text: str) -> str:
+    return text.replace(" ", "")
+
+
+def test_forest_plot_labels_are_never_cut_off(browser: Any, tmp_path: Path) -> None:
+    """Model and task names of any length: each label lies whole inside its plot's visible box, left of
+    the plot area, and says the whole name (wrapped, never shortened)."""
+    from evalsuite.report.render import clean
+    from tests.report.forest_run import PAIRS, TASKS
+
+    run = write_forest_run(tmp_path)
+    log = open_report(browser, run / "report.html")
+    assert errors(log) == []
+    plots = browser.execute_script(FOREST_BOXES)
+    assert len(plots) == len(TASKS)
+    for plot, task in zip(plots, TASKS.values(), strict=True):
+        left, top, right, bottom = plot["svg"]
+        assert [squeeze("".join(label["lines"])) for label in plot["labels"]] == [
+            squeeze(clean(f"{variant} vs {baseline} · {task}")) for baseline, variant in PAIRS
+        ]  # every character, wrapped over lines
+        for text in plot["labels"] + plot["ticks"]:
+            x0, y0, x1, y1 = text["box"]
+            assert left <= x0 and x1 <= right and top <= y0 and y1 <= bottom, (text, plot["svg"])
+        for label in plot["labels"]:
+            assert label["box"][2] <= plot["plot"], label  # beside the plot, not over it
+    screenshot(browser, "comparisons", "forest-long-names.png")
+
+
+def test_a_label_a_font_draws_wider_than_estimated_is_squeezed_not_cut(browser: Any, tmp_path: Path) -> None:
+    run = write_forest_run(tmp_path)
+    open_report(browser, run / "report.html")
+    width = browser.execute_script(
+        "const line = document.querySelector('svg.forest-plot tspan[data-room]');"
+        "line.dataset.room = String(line.getComputedTextLength() / 2); evalsuite.fitLabels();"
+        "return [line.getBoundingClientRect().width, Number(line.dataset.room)];"
+    )
+    assert width[0] <= width[1] + 1

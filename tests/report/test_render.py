@@ -12,7 +12,7 @@ import pytest
 from lxml import html
 
 from evalsuite import cli
-from evalsuite.report.render import clean, forest
+from evalsuite.report.render import LABEL_ROOM, clean, forest, text_width, wrap
 from evalsuite.rundir import load_run
 from tests.report.conftest import BIG
 
@@ -80,3 +80,28 @@ def test_forest_plots_the_improvement(hostile_run: Path) -> None:
     for row in plot.rows:
         assert plot.lo <= row.low <= row.difference <= row.high <= plot.hi
         assert plot.label_width <= plot.x(row.low) <= plot.x(row.high) <= plot.width
+
+
+def test_forest_labels_wrap_whole_and_the_label_column_fits_them(tmp_path: Path) -> None:
+    from tests.report.forest_run import write_forest_run
+
+    comparisons = load_run(write_forest_run(tmp_path)).results.comparisons
+    plot = forest([c for c in comparisons if c.metric == "exact_match"])
+    assert plot is not None
+    for row, c in zip(plot.rows, [c for c in comparisons if c.metric == "exact_match"], strict=True):
+        label = clean(f"{c.variant} vs {c.baseline} · {c.task}")
+        assert "".join(row.lines).replace(" ", "") == label.replace(" ", "")  # wrapped, nothing dropped
+        assert all(text_width(line) <= min(LABEL_ROOM, plot.label_width) for line in row.lines)
+        assert row.height >= 13 * len(row.lines)
+    assert max(len(row.lines) for row in plot.rows) > 1
+    page = (tmp_path / "forest" / "report.html").read_text(encoding="utf-8")
+    assert "margin 0.1, from gate &#39;quantization is safe&#39;" in page
+
+
+@pytest.mark.parametrize(
+    "text", ["", "short", "x" * 300, "a-b-c-" * 60, "漢字" * 80, "word " * 100, "e\u0301" * 200]
+)
+def test_wrap_keeps_every_character_within_the_room(text: str) -> None:
+    lines = wrap(text, 120)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    assert all(text_width(line) <= 120 for line in lines)
