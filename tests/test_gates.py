@@ -231,10 +231,10 @@ def test_a_gates_margin_is_the_margin_every_view_shows(
     assert results.gates is not None and results.gates.passed
     status = {c.target.split(" ")[0]: c.status for c in results.gates.checks}
     shown = {c.variant: c.non_inferiority for c in results.comparisons}
-    assert shown["worse"].margin_text == "margin 0.45, from gate 'loose'"
-    assert shown["same"].margin_text == "margin 0.02, from stats.margin"
     assert shown["worse"].non_inferior is (status["worse"] == "pass") is True  # no "no" beside a pass
     assert shown["same"].non_inferior is (status["same"] == "pass") is False
+    assert shown["worse"].margin_text == "margin 0.45, from gate 'loose'"
+    assert shown["same"].margin_text == "margin 0.02, from stats.margin"
     worse = next(c for c in results.comparisons if c.variant == "worse")
     assert worse.power.effect == 0.45  # power at the margin the comparison is judged with
 

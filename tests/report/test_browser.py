@@ -107,16 +107,18 @@ def test_the_quickstart_report(browser: Any, tmp_path: Path, capsys: pytest.Capt
     capsys.readouterr()
 
 
-# Every text of every forest plot: its content and box, the plot's box, and where the plot area begins
-# (the leftmost line or point drawn, which a label must not reach).
+# Every text of every forest plot: what it shows (its tooltip aside) and its box, the plot's box, and
+# where the plot area begins (the leftmost line or point drawn, which a label must not reach). Labels
+# are the texts not centred on a tick.
 FOREST_BOXES = """return [...document.querySelectorAll('svg.forest-plot')].map((svg) => {
   const box = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
-  const lines = (t) => [...t.querySelectorAll('tspan')].map((s) => s.textContent);
+  const shown = (t) => [...t.childNodes].filter((n) => n.nodeName !== 'title').map((n) => n.textContent);
+  const texts = (css) => [...svg.querySelectorAll(css)].map((t) => ({lines: shown(t), box: box(t)}));
   return {
     svg: box(svg),
     plot: Math.min(...[...svg.querySelectorAll('line, circle')].map((e) => box(e)[0])),
-    labels: [...svg.querySelectorAll('text.forest-label')].map((t) => ({lines: lines(t), box: box(t)})),
-    ticks: [...svg.querySelectorAll('text.forest-tick')].map((t) => ({lines: [t.textContent], box: box(t)})),
+    labels: texts('text:not([text-anchor])'),
+    ticks: texts('text[text-anchor]'),
   };
 })"""
 
