@@ -134,6 +134,8 @@ def test_references_to_unknown_things_are_config_errors(results: Results) -> Non
 
 
 def test_gate_command_exit_codes(finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)  # gating rewrites results.json; the module's run stays as it was
     cases = {
         "passing": ({"rules": [{"kind": "threshold", "task": "quickstart_mc", "min": 0.3}]}, 0),
         "failing": ({"rules": [{"kind": "non_inferiority", "variants": ["worse"], "margin": 0.02}]}, 1),
@@ -147,7 +149,7 @@ def test_gate_command_exit_codes(finished: Path, tmp_path: Path, capsys: pytest.
     for name, (document, code) in cases.items():
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(document), encoding="utf-8")
-        assert cli.main(["gate", str(finished), "--policy", str(path)]) == code, name
+        assert cli.main(["gate", str(run), "--policy", str(path)]) == code, name
     capsys.readouterr()
 
 
