@@ -207,7 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("error", one_line(error))
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted; no run directory was written[/yellow]")
+        if args.command in ("run", "quickstart"):
+            console.print("[yellow]interrupted; no run directory was written[/yellow]")
+        else:  # report, gate and compare replace files only as a whole, sealed set
+            console.print("[yellow]interrupted; the run directory is as it was[/yellow]")
         return 130
     except Exception as error:  # a bug: never 0 or 1, which CI would read as a verdict
         saved = save_traceback(error, argv)
