@@ -20,6 +20,7 @@ from tests.report.conftest import BIG
 def test_run_directory_holds_every_output(hostile_run: Path) -> None:
     names = sorted(p.name for p in hostile_run.iterdir())
     assert names == [
+        "checksums.sha256",  # the digests `report`, `gate` and `compare` check (evalsuite/rundir.py)
         "junit.xml",
         "manifest.json",
         "report.html",
