@@ -38,6 +38,7 @@ from evalsuite.errors import BackendUnavailable, ConfigError, EvalsuiteError
 from evalsuite.records import Comparison, MetricResult, TaskResult, Verdict
 
 if TYPE_CHECKING:
+    from evalsuite import runner as runner_types
     from evalsuite.engine.ranks import Ranks
 
 EXIT_OK, EXIT_INPUT_ERROR, EXIT_UNAVAILABLE = 0, 2, 3  # 1, a failed gate, comes from the verdict
@@ -329,9 +330,7 @@ def run_ranked(config: RunConfig, args: argparse.Namespace, secrets: dict[str, s
         if args.dry_run:
             return EXIT_OK
         return runner.execute(the_plan, runner.SilentProgress(), secrets, ranks).exit_code
-    the_plan = runner.plan(
-        config, config.run.cache_dir, lambda message: console.print(f"[dim]{message}[/dim]")
-    )
+    the_plan = plan_quietly(config, config.run.cache_dir)
     if ranks.world > 1:
         console.print(f"[dim]data parallel: {ranks.world} ranks share the requests[/dim]")
     if args.dry_run:
@@ -358,6 +357,27 @@ def run_ranked(config: RunConfig, args: argparse.Namespace, secrets: dict[str, s
         say("nothing measured", f"every sample failed for {units}: see the errors in samples.jsonl")
         return EXIT_NOTHING_MEASURED
     return outcome.exit_code
+
+
+def plan_quietly(config: RunConfig, cache_dir: Path) -> runner_types.Plan:
+    """Plan the run; its notes ("preparing probe ...") show on a terminal's status line while they
+    happen and are printed once the plan stands, so a config refused while planning is one line."""
+    from contextlib import nullcontext
+
+    from evalsuite import runner
+
+    notes: list[str] = []
+    with console.status("planning") if console.is_terminal else nullcontext() as status:
+
+        def note(message: str) -> None:
+            notes.append(message)
+            if status is not None:
+                status.update(escape(message))
+
+        the_plan = runner.plan(config, cache_dir, note)
+    for message in notes:
+        console.print(f"[dim]{escape(message)}[/dim]")
+    return the_plan
 
 
 def summary_table(results: Sequence[TaskResult]) -> Table:
@@ -420,6 +440,10 @@ def compare(args: argparse.Namespace) -> int:
             run=f"compare-{names}", results=results, comparisons=comparisons, skipped_comparisons=skipped
         )
     if len(runs) == 1:
+        if runs[0].config.gates is not None:  # the verdict follows the comparisons it rests on
+            from evalsuite import gates
+
+            merged = gates.apply_policy(runs[0].config.gates, merged, runs[0].config)
         write_outputs(replace(runs[0], results=merged))
     else:
         write_json(target / "results.json", merged.model_dump(mode="json", by_alias=True))
@@ -444,10 +468,11 @@ def gate(args: argparse.Namespace) -> int:
         raise ConfigError(f"{run.path}: the run declares no gates; pass --policy FILE")
     models = {m.name: m.baseline for m in run.config.models}
     gates.check_references(policy, models, {r.task: list(r.metrics) for r in run.results.results})
-    verdict = gates.evaluate(policy, run.results)
-    write_outputs(replace(run, results=run.results.model_copy(update={"gates": verdict})))
-    out.print(gate_table(verdict))
-    return verdict.exit_code
+    gated = gates.apply_policy(policy, run.results, run.config)  # comparisons at the policy's margins
+    assert gated.gates is not None
+    write_outputs(replace(run, results=gated))
+    out.print(gate_table(gated.gates))
+    return gated.gates.exit_code
 
 
 def report(args: argparse.Namespace) -> int:

@@ -24,13 +24,13 @@ from evalsuite.config import TASKLESS_KINDS, ModelConfig, RunConfig
 from evalsuite.engine import Engine
 from evalsuite.engine.ranks import SINGLE, Ranks
 from evalsuite.engine.scheduler import AnswerCache
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import ConfigError, EvalsuiteError, did_you_mean
 from evalsuite.files import check_folder, staging_folder
 from evalsuite.models import BACKENDS, LoadContext
 from evalsuite.models.base import PREFLIGHT
 from evalsuite.models.lazy import LazyBackend, open_backend
 from evalsuite.models.telemetry import merge as telemetry_merge
-from evalsuite.probes import Probe, ProbeUnit, Settings, Variant, probe_for
+from evalsuite.probes import Probe, ProbeUnit, Settings, Variant, probe_for, probe_metrics
 from evalsuite.probes import samples as probe_samples
 from evalsuite.records import (
     MANIFEST_SCHEMA,
@@ -125,18 +125,44 @@ def plan(config: RunConfig, cache_dir: Path, note: Callable[[str], None] = lambd
         if model.backend in PREFLIGHT:  # weights, device, packages: one line now, not after an hour
             PREFLIGHT.get(model.backend)(model)
     check_folder(config.run.output_dir, "run.output_dir")
+    run_dir = config.run.output_dir / config.run.name
+    if run_dir.exists() and not run_dir.is_dir():  # an earlier run's folder is replaced; a file is not
+        raise ConfigError(f"run directory {run_dir} is a file; remove it or choose another run.name")
     check_folder(config.run.cache_dir or cache_dir, "run.cache_dir")
     seed_everything(config.run.seed)
     catalog = TaskCatalog(task_dirs(config.run.task_dirs), config.run.data_dir)
     specs = [(t, catalog.resolve(t.name)) for t in config.tasks]
     prepared = tuple(build_task(spec, t.limit, t.num_fewshot, config.run.seed) for t, spec in specs)
+    check_task_settings(config, prepared)
     cache = config.run.cache_dir or cache_dir
-    probes = plan_probes(config, catalog, cache, note)
-    if config.gates is not None:
+    if config.gates is not None:  # before probes are built: building some installs data in the cache
         metric_names = {p.spec.name: p.metric_names for p in prepared}
-        metric_names |= {p.unit.name: p.probe.metrics for p in probes}
+        for probe_config in config.probes:
+            units = [probe_config.label] if probe_config.kind in TASKLESS_KINDS else []
+            units += [f"{probe_config.label}/{task}" for task in probe_config.tasks]
+            metric_names |= dict.fromkeys(units, probe_metrics(probe_config))
         gates.check_references(config.gates, {m.name: m.baseline for m in config.models}, metric_names)
+    probes = plan_probes(config, catalog, cache, note)
     return Plan(in_comparison_order(config), prepared, cache, probes)
+
+
+def check_task_settings(config: RunConfig, prepared: Sequence[PreparedTask]) -> None:
+    """A task's ``metric`` must be one it reports and its ``cluster_by`` a field of every document:
+    otherwise comparisons would fail after the whole evaluation, or every sample be one cluster."""
+    for task_config, task in zip(config.tasks, prepared, strict=True):
+        where = f"tasks: {task.spec.name!r}"
+        if task_config.metric is not None and task_config.metric not in task.metric_names:
+            hint = did_you_mean(task_config.metric, task.metric_names)
+            known = ", ".join(task.metric_names)
+            raise ConfigError(f"{where}: no metric {task_config.metric!r}{hint}; it reports {known}")
+        field = task_config.cluster_by
+        if field is not None and any(field not in instance.doc for instance in task.instances):
+            fields = sorted(task.instances[0].doc) if task.instances else []
+            hint = did_you_mean(field, fields)
+            raise ConfigError(
+                f"{where}: cluster_by {field!r} is not a field of its documents{hint}; they have "
+                + ", ".join(fields)
+            )
 
 
 def plan_probes(

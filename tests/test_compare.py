@@ -13,7 +13,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from evalsuite import cli
 from evalsuite.compare import parse_pair
 from evalsuite.errors import ConfigError
-from evalsuite.records import Comparison
+from evalsuite.records import Comparison, Results
 from evalsuite.tasks import TaskCatalog, build_task, task_dirs
 
 DOCS = 40  # quickstart_mc has 40 questions
@@ -260,3 +260,21 @@ def test_remargin_of_a_mean_comparison() -> None:
     assert moved.power.n_needed == wide.power.n_needed and moved.power.mde == pytest.approx(wide.power.mde)
     assert moved.power.power_at_effect == pytest.approx(wide.power.power_at_effect)
     assert moved.model_copy(update={"power": wide.power}) == wide
+
+
+def test_compare_with_a_new_margin_regates_so_the_verdict_agrees_with_the_comparisons(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`compare --margin` on a run whose non-inferiority gate takes the configured margin: the stored
+    verdict was reached on the old comparisons, and must follow the new ones."""
+    gate = {"rules": [{"kind": "non_inferiority", "name": "no worse"}]}
+    run = scripted_run(
+        tmp_path, data_dir, {"base": BASE, "worse": WORSE}, name="regated", expect=1, gates=gate
+    )
+    assert cli.main(["compare", str(run), "--margin", "0.5"]) == 0
+    results = Results.model_validate_json((run / "results.json").read_text(encoding="utf-8"))
+    (comparison,) = results.comparisons
+    assert comparison.non_inferiority.margin == 0.5 and comparison.non_inferiority.non_inferior
+    assert results.gates is not None and results.gates.passed  # judged at 0.5 too, as shown
+    assert cli.main(["gate", str(run)]) == 0
+    capsys.readouterr()

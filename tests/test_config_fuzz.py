@@ -386,25 +386,6 @@ RUN = "run: {name: fuzz, output_dir: out, cache_dir: cache}"
 MODELS = "models: [{name: m, path: ./model}]"
 TASKS = f"tasks: [{TASK}]"
 
-# Failures this fuzz found outside config.py, still open; each case so marked is an xfail(strict=True),
-# so the mark must go when the fix lands. Remove a constant when nothing uses it any more.
-PLANNING_NOTES = (
-    "cli.py prints planning notes ('preparing probe ...') on stderr before the error: not one line; "
-    "and planning a word-level perturbation copies NLTK data into the cache before later checks (runner.py)"
-)
-RUN_DIR_UNCHECKED = (
-    "runner.plan checks run.output_dir but not <output_dir>/<run name>: a file there is found only after "
-    "the evaluation (here: at model load, after the answer cache was created)"
-)
-MODEL_FILE_UNCHECKED = (
-    "the hf preflight (models/sources.check_location) accepts any existing path: a plain file fails at "
-    "model load, after a progress line and the answer cache"
-)
-TASK_KEYS_UNCHECKED = (
-    "runner.plan does not check tasks[].metric and tasks[].cluster_by against the task: an unknown metric "
-    "fails after the whole evaluation, an unknown cluster_by field is silently one cluster"
-)
-
 SPECIFIC = [
     # the seed numpy takes, checked before planning (numpy's ValueError came after validation)
     Case(
@@ -633,7 +614,6 @@ SPECIFIC = [
             "gates: {rules: [{kind: threshold, task: quickstart_mcc, min: 0.1}]}",
         ),
         "gate 1 (threshold): the run has no task 'quickstart_mcc'",
-        known_bug=PLANNING_NOTES,
     ),
     # gates: what they name must exist
     Case(
@@ -826,7 +806,6 @@ SPECIFIC = [
         doc("run: {name: fuzz, output_dir: out, cache_dir: cache}", MODELS, TASKS),
         "fuzz",
         files=("out/fuzz",),
-        known_bug=RUN_DIR_UNCHECKED,
     ),
     Case(
         "cache-dir-a-file",
@@ -867,7 +846,6 @@ SPECIFIC = [
         doc(RUN, "models: [{name: m, path: ./afile}]", TASKS),
         "afile",
         files=("afile",),
-        known_bug=MODEL_FILE_UNCHECKED,
     ),
     # what only the task's data can tell
     Case(
@@ -879,19 +857,16 @@ SPECIFIC = [
         "task-metric-unknown",
         doc(RUN, MODELS, f"tasks: [{{name: {TASK}, metric: accc}}]"),
         "'accc'",
-        known_bug=TASK_KEYS_UNCHECKED,
     ),
     Case(
         "task-cluster-by-unknown",
         doc(RUN, MODELS, f"tasks: [{{name: {TASK}, cluster_by: nofield}}]"),
         "'nofield'",
-        known_bug=TASK_KEYS_UNCHECKED,
     ),
     Case(
         "probe-fields-unknown",
         doc(RUN, MODELS, TASKS, f"probes: [{{kind: tautology, tasks: [{TASK}], fields: [nofield]}}]"),
         "'nofield'",
-        known_bug=PLANNING_NOTES,
     ),
     # YAML that does not parse, or is no mapping
     Case("yaml-tab-indent", doc(RUN, "models:", "\t- {name: m, path: ./model}", TASKS), "not valid YAML"),

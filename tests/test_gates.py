@@ -296,6 +296,29 @@ def test_regating_moves_each_comparison_to_the_margin_of_the_new_policy(
     assert apply_policy(floor, gated, run.config).comparisons == before
 
 
+def test_gate_command_shows_the_margin_its_policy_judges_with(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`evalsuite gate --policy`: the comparisons written move to the policy's margin, and back."""
+    copy = tmp_path / "copy"
+    shutil.copytree(finished, copy)
+    wide = tmp_path / "wide.yaml"
+    wide.write_text("rules: [{kind: non_inferiority, margin: 0.45, name: wide}]", encoding="utf-8")
+    assert cli.main(["gate", str(copy), "--policy", str(wide)]) == 0
+    results = Results.model_validate_json((copy / "results.json").read_text(encoding="utf-8"))
+    assert {c.non_inferiority.margin_text for c in results.comparisons} == {"margin 0.45, from gate 'wide'"}
+    assert all(c.non_inferiority.non_inferior for c in results.comparisons)
+    summary = (copy / "summary.md").read_text(encoding="utf-8")
+    assert "margin 0.45, from gate 'wide'" in summary and "margin 0.02" not in summary
+    floor = tmp_path / "floor.yaml"
+    floor.write_text("rules: [{kind: threshold, task: quickstart_mc, min: 0.3}]", encoding="utf-8")
+    assert cli.main(["gate", str(copy), "--policy", str(floor)]) == 0
+    again = Results.model_validate_json((copy / "results.json").read_text(encoding="utf-8"))
+    original = Results.model_validate_json((finished / "results.json").read_text(encoding="utf-8"))
+    assert again.comparisons == original.comparisons
+    capsys.readouterr()
+
+
 def test_two_gates_with_different_margins_on_one_comparison_are_an_error() -> None:
     models, metrics = {"base": None, "worse": "base", "same": "base"}, {"quickstart_mc": ["acc"]}
     both = policy(

@@ -58,6 +58,11 @@ def check_location(config: ModelConfig) -> None:
     if gguf_source(config) is not None or config.path is None:
         return
     path = config.path
+    if Path(path).is_file():
+        raise ConfigError(
+            f"model {config.name!r}: path {path} is a file; name the checkpoint's folder "
+            "(or, for a GGUF file, its folder and gguf_file)"
+        )
     if Path(path).exists():
         return
     from huggingface_hub import constants, try_to_load_from_cache

@@ -55,4 +55,34 @@ def hallucination_probe(config: ProbeConfig) -> Probe:
     return probes[config.kind]()
 
 
-__all__ = ["Probe", "ProbeUnit", "Sample", "Settings", "Variant", "probe_for", "samples"]
+def probe_metrics(config: ProbeConfig) -> tuple[str, ...]:
+    """What a probe of this entry reports, known without building it (building a perturbation probe
+    imports textattack and installs its NLTK data in the cache), so gates are checked against it first."""
+    from evalsuite.probes.adversarial.attack import AttackProbe
+    from evalsuite.probes.adversarial.formats import FormatProbe
+    from evalsuite.probes.adversarial.options import OptionOrderProbe
+    from evalsuite.probes.adversarial.perturb import PerturbationProbe
+    from evalsuite.probes.hallucination.calibration import CalibrationProbe
+    from evalsuite.probes.hallucination.consistency import ConsistencyProbe
+    from evalsuite.probes.hallucination.context_probe import FaithfulnessProbe
+    from evalsuite.probes.hallucination.entity_probe import FabricatedProbe
+    from evalsuite.probes.hallucination.halueval import HaluEvalProbe
+    from evalsuite.probes.hallucination.unanswerable import UnanswerableProbe
+
+    if config.kind in PERTURBATION_KINDS:
+        return PerturbationProbe.metrics
+    classes: dict[str, type[Probe]] = {
+        "option_order": OptionOrderProbe,
+        "prompt_format": FormatProbe,
+        "attack": AttackProbe,
+        "fabricated": FabricatedProbe,
+        "unanswerable": UnanswerableProbe,
+        "halueval": HaluEvalProbe,
+        "self_consistency": ConsistencyProbe,
+        "calibration": CalibrationProbe,
+        "faithfulness": FaithfulnessProbe,
+    }
+    return classes[config.kind].metrics
+
+
+__all__ = ["Probe", "ProbeUnit", "Sample", "Settings", "Variant", "probe_for", "probe_metrics", "samples"]
