@@ -33,7 +33,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from evalsuite.config import RunConfig, format_validation_error, load_config, parse_config, resolve_paths
+from evalsuite.config import (
+    DeprecatedKey,
+    RunConfig,
+    format_validation_error,
+    load_config,
+    parse_config,
+    resolve_paths,
+)
 from evalsuite.errors import BackendUnavailable, ConfigError, EvalsuiteError
 from evalsuite.records import Comparison, MetricResult, TaskResult, Verdict
 
@@ -189,8 +196,23 @@ def quiet_libraries() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        code = command(args, argv)
+    notes = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, DeprecatedKey))
+    for w in caught:
+        if not issubclass(w.category, DeprecatedKey):  # anything else as Python would have shown it
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if code != EXIT_INPUT_ERROR:  # an input error stays one line; the notes come once it is fixed
+        for note in notes:
+            console.print(f"[yellow]note:[/yellow] {escape(one_line(note))}", highlight=False, soft_wrap=True)
+    return code
+
+
+def command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Run one command; every failure becomes its exit code and one line."""
     try:
         quiet_libraries()
+        warnings.simplefilter("always", DeprecatedKey)  # old config spellings: a note each, shown by main
         if args.command == "tasks":
             return list_tasks(args.task_dir)
         if args.command == "compare":

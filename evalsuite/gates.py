@@ -35,6 +35,7 @@ from evalsuite.config import (
     NonInferiorityGate,
     RunConfig,
     ThresholdGate,
+    read_yaml,
     validate_mapping,
 )
 from evalsuite.errors import ConfigError, did_you_mean
@@ -48,7 +49,7 @@ def load_policy(path: Path) -> GatePolicy:
     if not path.is_file():
         raise ConfigError(f"{path}: no such policy file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path.read_text(encoding="utf-8"))  # a duplicate key is an error, as in model.yaml
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
     if isinstance(data, dict) and "gates" in data:

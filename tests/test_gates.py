@@ -108,7 +108,9 @@ def test_gate_command_reads_a_policy_with_the_old_key(
     path = tmp_path / "old.yaml"
     path.write_text(ON_VALUE.replace("min: 0.6", "min: 0.5"), encoding="utf-8")  # worse 0.575 >= 0.5
     assert cli.main(["gate", str(finished), "--policy", str(path)]) == 0
-    capsys.readouterr()
+    err = " ".join(capsys.readouterr().err.split())
+    assert "note: threshold gate on 'quickstart_mc': the key 'on' is now 'judge_on'" in err
+    assert err.count("note:") == 1
 
 
 def test_inconclusive_counts_as_the_policy_says(results: Results) -> None:

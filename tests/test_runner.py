@@ -58,6 +58,7 @@ def zoo_run(
 
 def test_run_directory_has_every_file(zoo_run: Path) -> None:
     assert sorted(p.name for p in zoo_run.iterdir()) == [
+        "checksums.sha256",
         "manifest.json",
         "report.html",
         "results.json",

@@ -70,7 +70,7 @@ GATES = {
             "task": "option_order/mmlu_local",
             "metric": "consistency",
             "min": 0.0,
-            "on": "value",
+            "judge_on": "value",
         },
         {
             "kind": "threshold",
@@ -300,7 +300,7 @@ def replay_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
                     "task": "option_order/mmlu_local",
                     "metric": "consistency",
                     "min": 0.5,
-                    "on": "value",
+                    "judge_on": "value",
                 }
             ]
         },

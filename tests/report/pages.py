@@ -46,7 +46,8 @@ def screenshot(browser: Any, anchor: str, name: str) -> None:
     browser.save_screenshot(str(SHOTS / name))
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+def wait_for(condition: Callable[[], bool], seconds: float = 300.0) -> None:
+    """Poll until ``condition`` holds; the limit is a safety cap for a hung browser, not a speed test."""
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
