@@ -24,7 +24,7 @@ from evalsuite.errors import DataError
 from evalsuite.records import ChoiceScore, MetricResult, SampleRecord, TaskResult
 from evalsuite.stats.aggregates import summarize
 from evalsuite.stats.intervals import Interval
-from evalsuite.tasks.sources import TaskSpec, task_manager
+from evalsuite.tasks.sources import TaskSpec, check_offline_data, task_manager
 
 # What a failed request stands in with, so lm-eval's filters still run; the sample is marked as an error.
 _PLACEHOLDER: dict[str, Any] = {
@@ -67,6 +67,8 @@ def build_task(spec: TaskSpec, limit: int | None, num_fewshot: int | None, seed:
             task_class = config.pop("class", ConfigurableTask)  # lm-eval's `class:` key: a Task subclass
             task = task_class(config=config)
         else:
+            if spec.task_file is not None:  # offline without its data: say so before indexing lm-eval
+                check_offline_data(spec.name, spec.task_file)
             task = _registry_task(spec.name, num_fewshot)
         task.set_fewshot_seed(seed=seed)
         with contextlib.redirect_stderr(io.StringIO()):  # lm-eval draws a tqdm bar here; we show our own

@@ -32,6 +32,7 @@ class TaskSpec:
     name: str
     source: str  # a YAML path, or "lm-eval"
     config: Mapping[str, Any] | None  # None for lm-eval registry tasks
+    task_file: Path | None = None  # a registry task's own YAML file, where a quick scan found it
 
 
 def task_dirs(extra: tuple[Path, ...] = ()) -> tuple[Path, ...]:
@@ -90,10 +91,8 @@ class TaskCatalog:
             path = self.local[name]
             return TaskSpec(name, str(path), self._local_config(path))
         task_file = lm_eval_task_files().get(name)
-        if task_file is not None:
-            check_offline_data(name, task_file)
         if task_file is not None or name in self.lm_eval_names:
-            return TaskSpec(name, "lm-eval", None)
+            return TaskSpec(name, "lm-eval", None, task_file)
         hint = did_you_mean(name, [*self.local, *self.lm_eval_names])
         raise ConfigError(f"unknown task {name!r}{hint}; `evalsuite tasks` lists the local ones")
 

@@ -91,6 +91,22 @@ def test_unknown_placeholder_is_a_data_error(tmp_path: Path, data_dir: Path) -> 
 def test_lm_eval_registry_names_resolve_without_data(data_dir: Path) -> None:
     spec = TaskCatalog(task_dirs(), data_dir).resolve("hellaswag")
     assert spec.source == "lm-eval" and spec.config is None
+    assert spec.task_file is not None and spec.task_file.name == "hellaswag.yaml"
+
+
+def test_a_registry_task_without_its_data_offline_fails_before_lm_eval_indexes_its_registry(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evalsuite.tasks import sources
+
+    def no_index() -> None:
+        raise AssertionError("indexed lm-eval's registry")
+
+    monkeypatch.setattr(sources, "task_manager", no_index)
+    monkeypatch.setattr("evalsuite.tasks.evaluate.task_manager", no_index)
+    spec = TaskCatalog(task_dirs(), data_dir).resolve("hellaswag")
+    with pytest.raises(DataError, match=r"task 'hellaswag' \(lm-eval\) needs the dataset Rowan/hellaswag, "):
+        build_task(spec, limit=2, num_fewshot=None, seed=1)
 
 
 def test_sst2_keeps_quote_characters_and_both_labels(data_dir: Path) -> None:
