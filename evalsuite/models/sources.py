@@ -7,7 +7,8 @@ version: a tokenizer saved by transformers 5 does not load in 4). transformers 5
 quantizer on the loaded model and refuses ``save_pretrained`` ("not serializable"); the weights are
 already dequantized, so the quantizer is removed first (``HfQuantizer.remove_quantization_config``, what
 transformers' own ``dequantize`` does); the saved weights are bit-identical to transformers 4's. The
-conversion is written to a temporary folder and renamed into place, so an interrupted conversion never leaves a half-written cache entry.
+conversion is written to a temporary folder and renamed into place, so an interrupted conversion never
+leaves a half-written cache entry.
 """
 
 from __future__ import annotations

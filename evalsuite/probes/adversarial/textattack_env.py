@@ -24,6 +24,7 @@ import numpy as np
 
 from evalsuite.errors import ConfigError
 from evalsuite.files import follow_umask, staging_folder
+from evalsuite.probes.adversarial import flair_stub
 
 WORDNET_SOURCE = Path("/usr/share/wordnet")
 WORDNET_HINT = "install WordNet 3.0 with `apt-get install wordnet-base` (Debian/Ubuntu)"
@@ -367,6 +368,7 @@ def load_textattack(cache_dir: Path) -> types.ModuleType:
     logger that already exists) and logs at INFO to stderr; both are undone here.
     """
     _use_data_dir(nltk_data_dir(cache_dir))
+    flair_stub.install()  # textattack imports flair at import time; evalsuite never tags (flair_stub)
     manager = logging.Logger.manager
     disabled = {
         name: logger.disabled

@@ -172,3 +172,56 @@ def test_no_network_on_a_fresh_machine(tmp_path: Path, perturber: Callable[..., 
     # Same text and seed in another process (another PYTHONHASHSEED): the same perturbation.
     for kind in kinds:
         assert result["outputs"][kind] == perturber(kind)(TEXT, 7, "Paris"), kind
+
+
+# textattack 0.3.11's modules that import flair at import time (evalsuite.probes.adversarial.flair_stub).
+FLAIR_IMPORTERS = (
+    "textattack/shared/utils/strings.py",
+    "textattack/shared/attacked_text.py",
+    "textattack/constraints/grammaticality/part_of_speech.py",
+)
+
+
+def test_textattack_still_imports_flair_so_the_stub_is_still_needed() -> None:
+    """Fails loudly when a textattack release stops importing flair: then flair_stub (and the
+    --no-deps install of textattack) can go; see docs/dependencies.md."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("textattack")
+    assert spec is not None and spec.origin is not None
+    root = Path(spec.origin).parent.parent
+    importers = [
+        name for name in FLAIR_IMPORTERS if re.search(r"^import flair$", (root / name).read_text(), re.M)
+    ]
+    assert importers, (
+        "textattack no longer imports flair at import time: remove "
+        "evalsuite/probes/adversarial/flair_stub.py, install textattack with its dependencies again "
+        "and update docs/dependencies.md"
+    )
+
+
+def test_flair_is_not_installed_and_textattack_imports_with_the_stub(tmp_path: Path) -> None:
+    """A fresh interpreter: textattack imports through load_textattack with the stand-in flair only."""
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, sys
+        from pathlib import Path
+        assert importlib.util.find_spec("flair") is None, "flair is installed; the tested stack has none"
+        from evalsuite.probes.adversarial.textattack_env import load_textattack
+        load_textattack(Path({str(tmp_path)!r}))
+        from evalsuite.probes.adversarial import flair_stub
+        assert getattr(sys.modules["flair"], flair_stub.STUB_MARKER)
+        from textattack.shared.utils import strings
+        assert issubclass(strings.TextAttackFlairTokenizer, flair_stub.Tokenizer)
+        try:
+            strings.flair_tag(None)
+        except flair_stub.FlairUnavailable:
+            pass
+        else:
+            raise AssertionError("tagging should say flair is unavailable")
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
