@@ -171,7 +171,12 @@ def packed_batch(rows: Sequence[Row], pad_id: int) -> PackedBatch:
 
 
 def expand_state(cache: object, rows: int) -> None:
-    """Copy a batch-of-one recurrent state (transformers' MambaCache or Mamba2Cache) to ``rows`` rows."""
+    """Copy a batch-of-one recurrent state to ``rows`` rows: transformers 5's ``Cache`` (per-layer
+    linear-attention states) through its own ``reorder_cache``, transformers 4's MambaCache or
+    Mamba2Cache by hand."""
+    if isinstance(getattr(cache, "layers", None), list):  # transformers 5
+        cache.reorder_cache(torch.zeros(rows, dtype=torch.long))  # type: ignore[attr-defined]
+        return
     for name in ("conv_states", "ssm_states"):
         value = getattr(cache, name)
         if isinstance(value, list):  # MambaCache: per layer (batch, ...)

@@ -48,19 +48,32 @@ class RoutingMeter:
         )
 
 
+def _is_gate(name: str, module: torch.nn.Module, experts: int) -> bool:
+    if not name.endswith(".gate"):
+        return False
+    if getattr(module, "out_features", None) == experts:  # transformers 4: nn.Linear
+        return True
+    weight = getattr(module, "weight", None)  # transformers 5: a TopKRouter holding the gate's weight
+    return isinstance(weight, torch.Tensor) and weight.dim() == 2 and weight.shape[0] == experts
+
+
+def _logits(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
 class RouterCapture:
     """Router logits of an MoE model, read by forward hooks on its gate layers.
 
     Hooks rather than ``output_router_logits``: with that flag transformers also computes the auxiliary
     balancing loss from the attention mask, which fails on the 4-D masks of shared-prefix scoring.
-    A gate is a linear layer named ``...gate`` with one output per expert (Mixtral, Qwen2-MoE, OLMoE).
+    A gate is a module named ``...gate`` with one output per expert (Mixtral, Qwen2-MoE, OLMoE): in
+    transformers 4 a linear layer returning the logits, in 5 a top-k router (``weight`` of shape
+    (experts, hidden)) returning ``(logits, scores, indices)``.
     """
 
     def __init__(self, model: torch.nn.Module, experts: int | None) -> None:
         self.gates = [
-            module
-            for name, module in model.named_modules()
-            if experts and name.endswith(".gate") and getattr(module, "out_features", None) == experts
+            module for name, module in model.named_modules() if experts and _is_gate(name, module, experts)
         ]
 
     @contextmanager
@@ -68,7 +81,7 @@ class RouterCapture:
         """Within the block, each forward appends per layer (tokens, experts) router logits."""
         captured: list[torch.Tensor] = []
         handles = [
-            gate.register_forward_hook(lambda module, args, output: captured.append(output.detach()))
+            gate.register_forward_hook(lambda module, args, output: captured.append(_logits(output).detach()))
             for gate in self.gates
         ]
         try:
