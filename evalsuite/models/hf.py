@@ -482,7 +482,10 @@ def load(config: ModelConfig, context: LoadContext) -> HFBackend:
     common = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
     context.progress(f"loading {config.name}")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location, **common)
+        # As lm-eval's HFLM: an explicit add_bos_token reaches the tokenizer, whose post-processor then adds
+        # (or leaves out) BOS; transformers 5 keeps BOS only in tokenizer.json's post-processor.
+        bos = {} if config.add_bos_token is None else {"add_bos_token": config.add_bos_token}
+        tokenizer = AutoTokenizer.from_pretrained(location, **common, **bos)
         model: Any = AutoModelForCausalLM.from_pretrained(
             location, dtype=dtype, **common, **quantize.load_time_kwargs(config, dtype)
         )
