@@ -79,7 +79,8 @@ class HFBackend(TokenizerRules, Backend, TemplateLM):  # type: ignore[misc]
             auto_batch_rows(self.torch_device) if config.batch_size == "auto" else config.batch_size
         )
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
-        self._plain_head = info.model_type in PLAIN_HEAD and hasattr(model, "get_decoder")
+        self._decoder = _decoder_of(model) if info.model_type in PLAIN_HEAD else None
+        self._plain_head = self._decoder is not None
         self.meter = Meter(self.torch_device)
         self.routing = RouterCapture(model, info.num_experts if self.is_moe else None)
         if self.routing.gates and info.num_experts and info.experts_per_token:
@@ -248,7 +249,8 @@ class HFBackend(TokenizerRules, Backend, TemplateLM):  # type: ignore[misc]
             kwargs["position_ids"] = positions
         with self.routing.capture() as router_logits:
             if select is not None and self._plain_head:  # the decoder, then the head where needed
-                hidden = self.model.get_decoder()(input_ids=ids, **kwargs).last_hidden_state
+                assert self._decoder is not None
+                hidden = self._decoder(input_ids=ids, **kwargs).last_hidden_state
                 logits = self.model.get_output_embeddings()(hidden[select[0], select[1].to(hidden.device)])
             elif select is not None and self._keeps_logits:  # the head at every position any row needs
                 columns = torch.unique(select[1])  # sorted
@@ -469,6 +471,15 @@ def count_parameters(model: torch.nn.Module, experts: int | None, top_k: int | N
     if experts and top_k:
         return total, total - expert + expert * top_k // experts
     return total, total
+
+
+def _decoder_of(model: Any) -> Any:
+    """The decoder stack under the LM head, or None. transformers 4.56's generic ``get_decoder`` returns
+    None for Llama-style models (it asks the inner model for its decoder); their stack is ``model.model``."""
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    if decoder is None:
+        decoder = getattr(model, "model", None)
+    return decoder if isinstance(decoder, torch.nn.Module) else None
 
 
 @BACKENDS.register("hf")
