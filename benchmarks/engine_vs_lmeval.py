@@ -159,7 +159,8 @@ def count_tokens(model: Any) -> Iterator[list[int]]:
 
     def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
-        counted[0] += int(ids.numel())
+        if ids is not None:
+            counted[0] += int(ids.numel())
 
     handle = model.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
     try:

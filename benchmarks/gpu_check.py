@@ -44,6 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing evalsuite
     sys.path.insert(1, str(ROOT))
 
+from benchmarks.engine_vs_lmeval import count_tokens  # noqa: E402  # the CPU benchmark's token counter
+
 # Shapes: Llama 3.2 1B, Llama 3.1 8B and Mixtral 8x7B (8 of its 32 layers, to fit the time budget).
 FULL: dict[str, dict[str, Any]] = {
     "llama-1b": {
@@ -350,23 +352,6 @@ def synchronize(device: Any) -> None:
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-@contextmanager
-def count_tokens(model: Any) -> Iterator[list[int]]:
-    """Every input position of every forward pass of ``model``'s decoder (padding included)."""
-    counted = [0]
-
-    def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        if ids is not None:
-            counted[0] += int(ids.numel())
-
-    handle = model.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
-    try:
-        yield counted
-    finally:
-        handle.remove()
 
 
 # -- speed and agreement -----------------------------------------------------------------------------
