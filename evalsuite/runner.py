@@ -128,13 +128,13 @@ def plan(config: RunConfig, cache_dir: Path, note: Callable[[str], None] = lambd
     run_dir = config.run.output_dir / config.run.name
     if run_dir.exists() and not run_dir.is_dir():  # an earlier run's folder is replaced; a file is not
         raise ConfigError(f"run directory {run_dir} is a file; remove it or choose another run.name")
-    check_folder(config.run.cache_dir or cache_dir, "run.cache_dir")
+    cache = config.run.cache_dir or cache_dir
+    check_folder(cache, "run.cache_dir")
     seed_everything(config.run.seed)
     catalog = TaskCatalog(task_dirs(config.run.task_dirs), config.run.data_dir)
     specs = [(t, catalog.resolve(t.name)) for t in config.tasks]
     prepared = tuple(build_task(spec, t.limit, t.num_fewshot, config.run.seed) for t, spec in specs)
     check_task_settings(config, prepared)
-    cache = config.run.cache_dir or cache_dir
     if config.gates is not None:  # before probes are built: building some installs data in the cache
         metric_names = {p.spec.name: p.metric_names for p in prepared}
         for probe_config in config.probes:
