@@ -41,14 +41,25 @@ from pydantic import (
 from evalsuite.errors import ConfigError, did_you_mean
 
 Dtype = Literal["float32", "float16", "bfloat16", "auto"]
-Quantization = Literal[
+# GGUF levels llama.cpp's quantizer makes without an importance matrix (backend llamacpp): the named file
+# requantized to the level, once, and cached; gguf-f32 / gguf-f16 / gguf-bf16 dequantize it.
+GGUF_LEVELS = (
+    "f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_k_s", "q5_1", "q5_0", "q4_k_m", "q4_k_s",
+    "q4_1", "q4_0", "iq4_xs", "iq4_nl", "q3_k_l", "q3_k_m", "q3_k_s", "q2_k",
+)  # fmt: skip
+QUANTIZATIONS = (
     "none",
-    "torch-int8-dynamic",  # torch.ao dynamic int8 (CPU)
     "torchao-int8-weight-only",  # torchao Int8WeightOnlyConfig (CPU and GPU)
+    "torchao-int4-weight-only",  # torchao Int4WeightOnlyConfig (GPU; CPU where torchao has a kernel)
+    "torchao-float8",  # torchao Float8DynamicActivationFloat8WeightConfig (GPU with float8 support)
+    "torch-int8-dynamic",  # torch.ao dynamic int8 (CPU); deprecated upstream in favour of torchao
     "bnb-int8",  # bitsandbytes LLM.int8()
     "bnb-nf4",  # bitsandbytes 4-bit NormalFloat
     "bnb-fp4",  # bitsandbytes 4-bit float
-]
+    *(f"gguf-{level}" for level in GGUF_LEVELS),  # llama.cpp's quantizer (backend llamacpp)
+)
+Quantization = str  # one of QUANTIZATIONS, checked by ModelConfig
+DEPRECATED_QUANTIZATIONS = {"torch-int8-dynamic": "torchao-int8-weight-only"}
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
@@ -138,6 +149,13 @@ class ApiSettings(StrictModel):
         return self
 
 
+class LlamaCppSettings(StrictModel):
+    """How llama.cpp runs a GGUF file in-process (backend ``llamacpp``)."""
+
+    threads: int | None = Field(None, ge=1)  # CPU threads; default: llama-cpp-python's (half the cores)
+    batch_tokens: int = Field(512, ge=1)  # tokens per llama_decode call (n_batch)
+
+
 SERVED_BACKENDS = ("openai",)  # backends that reach their model over the network, not from files
 
 
@@ -161,6 +179,7 @@ class ModelConfig(StrictModel):
     baseline: str | None = None
     api: ApiSettings | None = None  # backend openai: the server
     tensor_parallel_size: int = Field(1, ge=1)  # backend vllm: GPUs one model is split over
+    llamacpp: LlamaCppSettings | None = None  # backend llamacpp: threads and batch
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -176,6 +195,42 @@ class ModelConfig(StrictModel):
         if number < 1:
             raise ValueError(f"should be a positive integer or 'auto' (got {value!r})")
         return number
+
+    @field_validator("quantization")
+    @classmethod
+    def _known_quantization(cls, value: str) -> str:
+        if value not in QUANTIZATIONS:
+            raise ValueError(
+                f"unknown quantization {value!r}{did_you_mean(value, QUANTIZATIONS)}; "
+                "the values are listed in docs/config.md"
+            )
+        if value in DEPRECATED_QUANTIZATIONS:
+            warnings.warn(
+                f"quantization {value!r} is deprecated upstream (PyTorch moved torch.ao.quantization to "
+                f"torchao); use {DEPRECATED_QUANTIZATIONS[value]!r}. It still works",
+                DeprecatedKey,
+                stacklevel=2,
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _llamacpp(self) -> ModelConfig:
+        gguf = self.quantization.startswith("gguf-")
+        if self.backend == "llamacpp":
+            if self.gguf_file is None:
+                raise ValueError("backend 'llamacpp' needs 'gguf_file': the GGUF file it runs")
+            if self.quantization != "none" and not gguf:
+                raise ValueError(
+                    f"quantization {self.quantization!r} applies to backend 'hf'; llama.cpp takes the "
+                    "gguf-* levels (gguf-q8_0, gguf-q4_k_m, ...)"
+                )
+        elif gguf:
+            raise ValueError(f"quantization {self.quantization!r} is llama.cpp's: it needs backend: llamacpp")
+        if self.llamacpp is not None and self.backend != "llamacpp":
+            raise ValueError(
+                f"'llamacpp' applies only to backend 'llamacpp' (this model's is {self.backend!r})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:

@@ -134,8 +134,7 @@ CASES = [
     ),
     pytest.param(
         doc("models: [{name: m, path: org/model, quantization: int4}]", TASKS),
-        "models[0].quantization: Input should be 'none', 'torch-int8-dynamic', 'torchao-int8-weight-only',"
-        " 'bnb-int8', 'bnb-nf4' or 'bnb-fp4' (got 'int4')",
+        "models[0].quantization: unknown quantization 'int4'; the values are listed in docs/config.md",
         id="quantization",
     ),
     pytest.param(

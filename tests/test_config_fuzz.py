@@ -40,6 +40,7 @@ from evalsuite.config import (
     GatePolicy,
     GenerationSettings,
     ModelConfig,
+    LlamaCppSettings,
     NonInferiorityGate,
     ProbeConfig,
     RunConfig,
@@ -88,6 +89,17 @@ SEEDS: dict[type[BaseModel], dict[str, Any]] = {
                 "name": "m",
                 "backend": "openai",
                 "api": {"base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0},
+            }
+        ]
+    ),
+    LlamaCppSettings: extended(
+        models=[
+            {
+                "name": "m",
+                "backend": "llamacpp",
+                "path": "./model",
+                "gguf_file": "m.gguf",
+                "llamacpp": {"threads": 1},
             }
         ]
     ),
