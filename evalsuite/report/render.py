@@ -28,6 +28,15 @@ import jinja2
 
 from evalsuite.gates import comparison_target
 from evalsuite.records import Comparison, Results, SampleRecord
+from evalsuite.report.quantization import (
+    NOISE_FLOOR_LABEL,
+    dash,
+    human_bytes,
+    model_storage,
+    quantization_panel,
+    signed,
+    significant,
+)
 from evalsuite.rundir import RunDir
 
 BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
@@ -287,7 +296,10 @@ def judged_margins(results: Results) -> list[str]:
 
 def _models(run: RunDir) -> Section | None:
     models = run.manifest.get("models") or {}
-    return Section("models", "Models", "models", models) if models else None
+    if not models:
+        return None
+    storage = {name: model_storage(run.manifest, name) for name in models}
+    return Section("models", "Models", "models", {"models": models, "storage": storage})
 
 
 def _results(run: RunDir) -> Section | None:
@@ -298,6 +310,14 @@ def _results(run: RunDir) -> Section | None:
     tasks = list(dict.fromkeys(r.task for r in results))
     cells = {(r.model, r.task): r for r in results}
     return Section("results", "Results", "results", {"models": models, "tasks": tasks, "cells": cells})
+
+
+def _quantization(run: RunDir) -> Section | None:
+    panel = quantization_panel(run)
+    if panel is None:
+        return None
+    data = {"panel": panel, "noise_label": NOISE_FLOOR_LABEL}
+    return Section("quantization", "Quantization", "quantization", data)
 
 
 def _comparisons(run: RunDir) -> Section | None:
@@ -321,7 +341,15 @@ def _manifest(run: RunDir) -> Section:
 
 
 # Probes (robustness, hallucination) add their sections with add_section: before "manifest".
-SECTIONS: list[SectionBuilder] = [_verdict, _models, _results, _comparisons, _samples, _manifest]
+SECTIONS: list[SectionBuilder] = [
+    _verdict,
+    _models,
+    _results,
+    _quantization,
+    _comparisons,
+    _samples,
+    _manifest,
+]
 
 
 def add_section(builder: SectionBuilder) -> None:
@@ -333,7 +361,9 @@ def add_section(builder: SectionBuilder) -> None:
 def _environment() -> jinja2.Environment:
     loader = jinja2.PackageLoader("evalsuite.report", "templates")
     environment = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
-    environment.filters.update(clean=clean, fmt=fmt)
+    environment.filters.update(
+        clean=clean, fmt=fmt, dash=dash, human_bytes=human_bytes, signed=signed, significant=significant
+    )
     return environment
 
 
