@@ -47,7 +47,7 @@ from evalsuite.stats.paired import (
     newcombe_interval,
     permutation_pvalue,
 )
-from evalsuite.stats.shift import choice_shift
+from evalsuite.stats.shift import TokenKL, choice_shift
 
 BINARY_METHOD = "exact McNemar; Newcombe hybrid score interval"
 MEAN_METHOD = "paired permutation; paired bootstrap percentile interval"
@@ -77,7 +77,7 @@ class Plan:
     pairs: tuple[tuple[str, str], ...]  # (baseline, variant)
     policies: Mapping[str, TaskPolicy]
     settings: StatsSettings
-    token_shift: Mapping[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
+    token_shift: Mapping[tuple[str, str], TokenKL] = field(default_factory=dict)
     gates: GatePolicy | None = None  # a non-inferiority gate's margin is the margin of what it judges
 
     def policy(self, task: str, variant: str) -> TaskPolicy:
@@ -312,7 +312,7 @@ def _shift(
     base: Mapping[tuple[int, str], SampleRecord],
     variant: Mapping[tuple[int, str], SampleRecord],
     keys: Sequence[tuple[int, str]],
-    token: tuple[float, float, int] | None,
+    token: TokenKL | None,
 ) -> ShiftResult | None:
     pairs = [(base[k].choices, variant[k].choices) for k in keys]
     choices = [(b, v) for b, v in pairs if b and v]
@@ -327,7 +327,12 @@ def _shift(
         )
     if token is not None:
         shift = shift.model_copy(
-            update={"token_kl": token[0], "token_kl_tail_mass": token[1], "tokens": token[2]}
+            update={
+                "token_kl": token.mean,
+                "token_kl_tail_mass": token.tail_mass,
+                "tokens": token.tokens,
+                "token_kl_p99": None if np.isnan(token.p99) else token.p99,
+            }
         )
     return shift if (choices or token) else None
 
@@ -378,7 +383,7 @@ class Merged:
     config: RunConfig
     results: list[TaskResult]
     samples: list[SampleRecord]
-    token_shift: dict[tuple[str, str], tuple[float, float, int]]
+    token_shift: dict[tuple[str, str], TokenKL]
 
 
 def merge_runs(runs: Sequence[RunDir]) -> Merged:

@@ -177,6 +177,9 @@ class ModelConfig(StrictModel):
     trust_remote_code: bool = False
     generation: GenerationSettings = GenerationSettings()
     baseline: str | None = None
+    # A variant that changes only arithmetic (batch size, kernel, engine), not weights: its flips and KL
+    # against its baseline are the noise floor, the band the report and gates judge other variants against.
+    noise_floor: bool = False
     api: ApiSettings | None = None  # backend openai: the server
     tensor_parallel_size: int = Field(1, ge=1)  # backend vllm: GPUs one model is split over
     llamacpp: LlamaCppSettings | None = None  # backend llamacpp: threads and batch
@@ -490,6 +493,11 @@ class RunConfig(StrictModel):
                     raise ValueError(f"models[{i}].baseline: no model named {model.baseline!r}{hint}")
                 if model.baseline == model.name:
                     raise ValueError(f"models[{i}].baseline: a model cannot be its own baseline")
+            if model.noise_floor and model.baseline is None:
+                raise ValueError(
+                    f"models[{i}].noise_floor: a noise floor is measured against a baseline: "
+                    "give 'variant_of' (or 'baseline')"
+                )
         return models
 
     @field_validator("tasks")

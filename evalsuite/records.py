@@ -185,6 +185,7 @@ class ShiftResult(_Record):
     token_kl: float | None = None  # mean next-token KL(baseline || variant), top-k + tail lower bound
     token_kl_tail_mass: float | None = None
     tokens: int = 0
+    token_kl_p99: float | None = None  # 99th percentile of the per-token KL
 
 
 class Comparison(_Record):

@@ -55,6 +55,7 @@ from evalsuite.records import (
     read_samples,
     write_atomic,
 )
+from evalsuite.stats.shift import TokenKL
 
 FILES = ("manifest.json", "results.json", "samples.jsonl")  # what a run directory cannot do without
 SEALED = ("manifest.json", "samples.jsonl", "results.json", "report.html", "summary.md", "junit.xml")
@@ -86,12 +87,17 @@ class RunDir:
         return parse_config(self.manifest.get("config"), f"{self.path / 'manifest.json'} (config)")
 
     @property
-    def token_shift(self) -> dict[tuple[str, str], tuple[float, float, int]]:
+    def token_shift(self) -> dict[tuple[str, str], TokenKL]:
         pairs = self.manifest.get("token_shift", {}).get("pairs", {})
         out = {}
         for key, value in pairs.items():
             base, _, variant = key.partition(" -> ")
-            out[(base, variant)] = (float(value["token_kl"]), float(value["tail_mass"]), int(value["tokens"]))
+            out[(base, variant)] = TokenKL(
+                float(value["token_kl"]),
+                float(value["tail_mass"]),
+                int(value["tokens"]),
+                float(value.get("token_kl_p99") or "nan"),  # runs before it was kept have none
+            )
         return out
 
     @property

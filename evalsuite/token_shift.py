@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from evalsuite.config import StatsSettings
 from evalsuite.models.base import Backend, TokenDistributions
-from evalsuite.stats.shift import token_kl
+from evalsuite.stats.shift import TokenKL, token_kl
 
 Reference = tuple[str, list[tuple[NDArray[np.int64], NDArray[np.float64]]]]  # vocabulary id, per text
 
@@ -27,7 +27,7 @@ class TokenShift:
     texts: Sequence[str]
     settings: StatsSettings
     references: dict[str, Reference] = field(default_factory=dict)
-    measured: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
+    measured: dict[tuple[str, str], TokenKL] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
     def wants(self, name: str) -> bool:
@@ -73,8 +73,13 @@ class TokenShift:
             "method": f"top-{self.settings.kl_top_k} + tail bucket lower bound, first "
             f"{self.settings.kl_max_tokens} tokens of {len(self.texts)} prompts of the run",
             "pairs": {
-                f"{b} -> {v}": {"token_kl": kl, "tail_mass": tail, "tokens": tokens}
-                for (b, v), (kl, tail, tokens) in self.measured.items()
+                f"{b} -> {v}": {
+                    "token_kl": kl.mean,
+                    "tail_mass": kl.tail_mass,
+                    "tokens": kl.tokens,
+                    "token_kl_p99": None if np.isnan(kl.p99) else kl.p99,
+                }
+                for (b, v), kl in self.measured.items()
             },
             "skipped": self.skipped,
         }

@@ -248,6 +248,17 @@ def test_missing_or_conflicting_required_keys(data: dict[str, Any], message: str
             "models[1].variant_of: variants form a cycle: a -> b -> a",
             id="variant-of-cycle",
         ),
+        pytest.param(
+            config(models=[model("a", noise_floor=True)]),
+            "models[0].noise_floor: a noise floor is measured against a baseline: give 'variant_of' "
+            "(or 'baseline')",
+            id="noise-floor-without-baseline",
+        ),
+        pytest.param(
+            config(models=[model("a", quantization="gguf-q4_k_m")]),
+            "models[0]: quantization 'gguf-q4_k_m' is llama.cpp's: it needs backend: llamacpp",
+            id="gguf-level-on-hf",
+        ),
     ],
 )
 def test_model_and_task_references(data: dict[str, Any], message: str) -> None:

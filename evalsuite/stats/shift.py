@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -52,8 +53,18 @@ def with_tail(top_logprobs: ArrayLike) -> NDArray[np.float64]:
     return np.concatenate([top, tail], axis=-1)
 
 
-def token_kl(base_top: ArrayLike, variant_at_top: ArrayLike) -> tuple[float, float, int]:
-    """(mean KL(base || variant) per token, mean base tail mass, tokens) from aligned top-k arrays.
+class TokenKL(NamedTuple):
+    """Next-token KL(base || variant) over a text sample."""
+
+    mean: float  # per token
+    tail_mass: float  # mean base probability outside its top k (how loose the lower bound may be)
+    tokens: int
+    p99: float = float("nan")  # the 99th percentile over tokens: the rare positions a variant breaks
+
+
+def token_kl(base_top: ArrayLike, variant_at_top: ArrayLike) -> TokenKL:
+    """KL(base || variant) per token (mean and 99th percentile), mean base tail mass and the number of
+    tokens, from aligned top-k arrays.
 
     ``base_top`` and ``variant_at_top``: (tokens, k) log-probabilities of the same k token ids, those the
     base ranks highest at each position.
@@ -61,6 +72,8 @@ def token_kl(base_top: ArrayLike, variant_at_top: ArrayLike) -> tuple[float, flo
     base = with_tail(base_top)
     variant = with_tail(variant_at_top)
     if base.shape != variant.shape or base.shape[0] == 0:
-        return float("nan"), float("nan"), 0
+        return TokenKL(float("nan"), float("nan"), 0)
     kl = kl_divergence(base, variant)
-    return float(kl.mean()), float(np.exp(base[:, -1]).mean()), int(base.shape[0])
+    return TokenKL(
+        float(kl.mean()), float(np.exp(base[:, -1]).mean()), int(base.shape[0]), float(np.quantile(kl, 0.99))
+    )

@@ -52,11 +52,14 @@ def test_token_kl_with_the_whole_vocabulary_is_the_full_kl() -> None:
     rng = np.random.default_rng(1)
     base = random_distributions(rng, 40, 30, 0.3)
     variant = random_distributions(rng, 40, 30, 0.3)
-    mean_kl, tail, tokens = token_kl(*top_k(base, variant, 30))
-    full = np.mean([stats.entropy(a, b) for a, b in zip(base, variant, strict=True)])
+    mean_kl, tail, tokens, p99 = token_kl(*top_k(base, variant, 30))
+    per_token = [stats.entropy(a, b) for a, b in zip(base, variant, strict=True)]
     assert tokens == 40
     assert tail < 1e-9
-    assert mean_kl == pytest.approx(full, abs=1e-6)
+    assert mean_kl == pytest.approx(np.mean(per_token), abs=1e-6)
+    # the 99th percentile, linearly interpolated between the two largest of 40 values
+    ranked = sorted(per_token)
+    assert p99 == pytest.approx(ranked[38] + 0.61 * (ranked[39] - ranked[38]), abs=1e-6)
 
 
 @pytest.mark.parametrize("k", [1, 3, 10, 25])
@@ -68,7 +71,7 @@ def test_token_kl_of_the_top_k_is_a_lower_bound(k: int) -> None:
     base_top, variant_top = top_k(base, variant, k)
     per_token = kl_divergence(with_tail(base_top), with_tail(variant_top))
     assert np.all(per_token <= full + 1e-12)  # data processing inequality, row by row
-    mean_kl, tail, tokens = token_kl(base_top, variant_top)
+    mean_kl, tail, tokens, _ = token_kl(base_top, variant_top)
     assert 0.0 < mean_kl <= full.mean()
     expected_tail = 1 - np.sort(base, axis=-1)[:, ::-1][:, :k].sum(axis=-1)
     assert tail == pytest.approx(expected_tail.mean(), abs=1e-9)
@@ -76,8 +79,8 @@ def test_token_kl_of_the_top_k_is_a_lower_bound(k: int) -> None:
 
 
 def test_token_kl_of_nothing() -> None:
-    mean_kl, tail, tokens = token_kl(np.zeros((0, 4)), np.zeros((0, 4)))
-    assert (math.isnan(mean_kl), math.isnan(tail), tokens) == (True, True, 0)
+    mean_kl, tail, tokens, p99 = token_kl(np.zeros((0, 4)), np.zeros((0, 4)))
+    assert (math.isnan(mean_kl), math.isnan(tail), tokens, math.isnan(p99)) == (True, True, 0, True)
 
 
 def test_choice_shift_of_identical_models() -> None:
