@@ -153,7 +153,8 @@ class LlamaCppSettings(StrictModel):
     """How llama.cpp runs a GGUF file in-process (backend ``llamacpp``)."""
 
     threads: int | None = Field(None, ge=1)  # CPU threads; default: llama-cpp-python's (half the cores)
-    batch_tokens: int = Field(512, ge=1)  # tokens per llama_decode call (n_batch)
+    # tokens per llama_decode call (n_batch); at least 4, so that no scored token is ever fed alone
+    batch_tokens: int = Field(512, ge=4)
 
 
 SERVED_BACKENDS = ("openai",)  # backends that reach their model over the network, not from files

