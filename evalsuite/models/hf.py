@@ -427,6 +427,10 @@ def preflight(config: ModelConfig) -> None:
         raise ConfigError(str(error)) from None
     quantize.check_available(config)
     sources.check_location(config)
+    if config.gguf_file is None and config.path is not None:  # a checkpoint that comes quantized
+        stored = quantize.prequantized(config.path, config.revision)
+        if stored is not None:
+            quantize.check_prequantized(config, stored)
 
 
 def resolve_device(config: ModelConfig) -> torch.device:
@@ -460,11 +464,36 @@ def architecture_of(model_config: Any) -> tuple[Architecture, int | None, int | 
     return "dense", None, None
 
 
+# compressed-tensors' quantization metadata, kept as parameters beside each quantized weight: not weights
+QUANTIZATION_METADATA = (
+    "weight_scale",
+    "weight_zero_point",
+    "weight_g_idx",
+    "weight_global_scale",
+    "weight_shape",
+    "input_scale",
+    "input_zero_point",
+    "input_global_scale",
+    "output_scale",
+    "output_zero_point",
+)
+
+
 def count_parameters(model: torch.nn.Module, experts: int | None, top_k: int | None) -> tuple[int, int]:
-    """(total, active per token). For MoE only ``top_k`` of ``experts`` expert blocks run per token."""
+    """(total, active per token). For MoE only ``top_k`` of ``experts`` expert blocks run per token.
+    Quantized weights count as the weights they stand for: bitsandbytes 4-bit packs two per byte,
+    compressed-tensors' ``weight_packed`` several per int32 (its ``weight_shape`` says how many in all);
+    quantization scales and zero points are not counted."""
     total = expert = 0
     for name, param in model.named_parameters():
-        n = param.numel() * (2 if param.dtype == torch.uint8 and "weight" in name else 1)  # bnb 4-bit packs 2
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in QUANTIZATION_METADATA:
+            continue
+        if leaf == "weight_packed":
+            shape = model.get_parameter(name.removesuffix("weight_packed") + "weight_shape")
+            n = int(torch.prod(shape.detach().cpu().long()))
+        else:
+            n = param.numel() * (2 if param.dtype == torch.uint8 and "weight" in name else 1)  # bnb 4-bit
         total += n
         if ".experts." in name:
             expert += n
@@ -504,9 +533,17 @@ def load(config: ModelConfig, context: LoadContext) -> HFBackend:
         raise BackendError(f"model {config.name!r}: cannot load {location}: {error}") from error
     if not config.quantization.startswith("bnb-"):
         model = model.to(device)
+    quantize.decompress(model)  # compressed-tensors: before the decoder is called on its own
     architecture, experts, top_k = architecture_of(model.config)
     total, active = count_parameters(model, experts, top_k)  # before torch dynamic int8 hides weights
     model = quantize.apply_post_load(model, config.quantization, device)
+    stored = quantize.prequantized(location, config.revision)
+    quantization = (
+        quantize.describe_prequantized(stored)
+        if stored is not None
+        else quantize.describe(model, config.quantization)
+    )
+    storage = quantize.storage(model, config.quantization, stored, location, total, device)
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -516,13 +553,17 @@ def load(config: ModelConfig, context: LoadContext) -> HFBackend:
         parameters=total,
         active_parameters=active,
         dtype=str(dtype).removeprefix("torch."),
-        quantization=config.quantization,
+        quantization=quantization,
         weight_memory_bytes=quantize.weight_memory_bytes(model),
         fingerprint=sources.fingerprint(location, config, store=context.store),
         device=str(next(model.parameters()).device),
         max_length=config.max_length or resolve_max_length(model.config, tokenizer),
         num_experts=experts,
         experts_per_token=top_k,
+        weight_format=storage.weight_format,
+        bits_per_weight=storage.bits_per_weight,
+        group_size=storage.group_size,
+        kernel=storage.kernel,
     )
     return HFBackend(config, model, tokenizer, info, context.seed)
 
@@ -547,4 +588,10 @@ def identity(config: ModelConfig, context: LoadContext) -> str:
         "versions": {name: sources.version(name) for name in LIBRARIES},
         "scoring": SCORING_VERSION,
     }
+    stored = quantize.prequantized(location, config.revision)
+    if stored is not None:  # config.json (hashed in the fingerprint) names it; its loader's version too
+        method = str(stored.get("quant_method"))
+        requirement = quantize.PREQUANTIZED.get(method)
+        packages = requirement.packages if requirement is not None else ()
+        parts["prequantized"] = {pip: sources.version(pip) for _, pip in packages}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]

@@ -120,14 +120,29 @@ def test_moe_reports_active_parameters_and_routing(tiny_model: Callable[[str], P
 
 
 @pytest.mark.parametrize(
-    "quantization", ["torch-int8-dynamic", "torchao-int8-weight-only", "bnb-int8", "bnb-nf4", "bnb-fp4"]
+    "quantization",
+    [
+        "torch-int8-dynamic",
+        "torchao-int8-weight-only",
+        "torchao-int4-weight-only",
+        "bnb-int8",
+        "bnb-nf4",
+        "bnb-fp4",
+    ],
 )
 def test_quantized_variants_are_smaller_and_close(
     quantization: Quantization, tiny_model: Callable[[str], Path], tmp_path: Path
 ) -> None:
     base = load(tiny_model("llama"), tmp_path)
     variant = load(tiny_model("llama"), tmp_path, quantization=quantization)
-    assert variant.describe().quantization == quantization
+    # torchao int4 names the group size it chose: 64, the largest of 128/64/32 dividing the widths 64 and 128
+    named = "torchao-int4-weight-only g64" if quantization == "torchao-int4-weight-only" else quantization
+    assert variant.describe().quantization == named
+    assert variant.describe().weight_format == quantization
+    assert variant.describe().bits_per_weight is not None and variant.describe().bits_per_weight < 32
+    if quantization == "torchao-int4-weight-only":
+        assert variant.describe().group_size == 64
+        assert "int4 CPU kernel" in str(variant.describe().kernel)
     assert variant.describe().weight_memory_bytes < base.describe().weight_memory_bytes
     assert variant.describe().parameters == base.describe().parameters
     assert variant.describe().fingerprint != base.describe().fingerprint
@@ -171,3 +186,97 @@ def test_dynamic_int8_refuses_gpu(tiny_model: Callable[[str], Path], tmp_path: P
 
     with pytest.raises(ConfigError, match="CPU only"):
         apply_post_load(torch.nn.Linear(2, 2), "torch-int8-dynamic", torch.device("cuda"))
+
+
+def test_int4_weights_are_stored_two_per_byte(tmp_path: Path) -> None:
+    """A 128 x 256 linear layer in torchao int4 with groups of 128: 128 * 256 / 2 bytes of packed weights
+    and, per group and output row, a float32 scale and zero point (2 groups x 128 rows x 2 x 4 bytes)."""
+    import torch
+
+    from evalsuite.models.quantize import apply_post_load, weight_memory_bytes
+
+    model = torch.nn.Sequential(torch.nn.Linear(256, 128, bias=False))
+    assert weight_memory_bytes(model) == 128 * 256 * 4
+    apply_post_load(model, "torchao-int4-weight-only", torch.device("cpu"))
+    assert weight_memory_bytes(model) == 128 * 256 // 2 + 2 * 128 * 2 * 4
+
+
+@pytest.mark.parametrize(
+    ("widths", "group"), [((576, 1536), 64), ((256, 512), 128), ((96, 64), 32), ((64, 128), 64)]
+)
+def test_int4_group_size_divides_every_layer(widths: tuple[int, int], group: int) -> None:
+    import torch
+
+    from evalsuite.models.quantize import int4_group_size
+
+    model = torch.nn.Sequential(torch.nn.Linear(widths[0], 8), torch.nn.Linear(widths[1], 8))
+    assert int4_group_size(model) == group
+
+
+def test_int4_without_a_group_size_that_fits_is_a_config_error() -> None:
+    import torch
+
+    from evalsuite.models.quantize import int4_group_size
+
+    with pytest.raises(ConfigError, match=r"no group size of \(128, 64, 32\) divides .*\[100\]"):
+        int4_group_size(torch.nn.Sequential(torch.nn.Linear(100, 8)))
+
+
+def test_float8_on_cpu_is_refused_before_loading(tmp_path: Path) -> None:
+    from evalsuite.models.hf import preflight
+
+    config = ModelConfig.model_validate(
+        {"name": "m", "path": str(tmp_path / "missing"), "quantization": "torchao-float8"}
+    )
+    # the folder does not exist either: the quantization is checked first, and nothing is loaded
+    with pytest.raises(ConfigError, match=r"'torchao-float8' needs a CUDA GPU with float8 support"):
+        preflight(config)
+
+
+def test_int4_on_cuda_needs_bfloat16(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import torch
+
+    from evalsuite.models.quantize import check_available
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    config = ModelConfig.model_validate(
+        {"name": "m", "path": str(tmp_path), "quantization": "torchao-int4-weight-only", "device": "cuda"}
+    )
+    with pytest.raises(ConfigError, match="tinygemm kernel, which takes bfloat16 only"):
+        check_available(config)
+    check_available(config.model_copy(update={"dtype": "bfloat16"}))
+
+
+def test_int4_on_cpu_without_torchaos_cpu_kernel_needs_cuda(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from evalsuite.models import quantize
+
+    monkeypatch.setattr(quantize, "_cpu_int4_config", lambda: None)
+    config = ModelConfig.model_validate(
+        {"name": "m", "path": str(tmp_path), "quantization": "torchao-int4-weight-only"}
+    )
+    with pytest.raises(ConfigError, match=r"has no CPU int4 kernel here .* it needs CUDA"):
+        quantize.check_available(config)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("quantization", ["torchao-int4-weight-only", "torchao-float8"])
+def test_torchao_gpu_quantizers_are_smaller_and_close(
+    quantization: Quantization, tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    import torch
+
+    if quantization == "torchao-float8" and torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("float8 needs compute capability 8.9+")
+    settings = {"device": "cuda", "dtype": "bfloat16"}
+    base = load(tiny_model("llama"), tmp_path, **settings)
+    variant = load(tiny_model("llama"), tmp_path, quantization=quantization, **settings)
+    assert variant.describe().weight_memory_bytes < base.describe().weight_memory_bytes
+    tolerance = 0.5 if "int4" in quantization else 0.2
+    for (a, _), (b, _) in zip(
+        base.loglikelihood(ll_requests(), disable_tqdm=True),
+        variant.loglikelihood(ll_requests(), disable_tqdm=True),
+        strict=True,
+    ):
+        assert b == pytest.approx(a, abs=tolerance)
