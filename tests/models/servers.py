@@ -55,14 +55,16 @@ def free_port() -> int:
 class LlamaServer:
     """``python -m llama_cpp.server`` on a free loopback port, serving ``model`` as ``alias``."""
 
-    def __init__(self, model: Path, alias: str = "smollm2", log: Path | None = None) -> None:
+    def __init__(
+        self, model: Path, alias: str = "smollm2", log: Path | None = None, threads: int = 2
+    ) -> None:
         self.port = free_port()
         self.alias = alias
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         command = [
             sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-            "--port", str(self.port), "--model_alias", alias, "--n_ctx", "2048", "--n_threads", "2",
-            "--seed", "1234",
+            "--port", str(self.port), "--model_alias", alias, "--n_ctx", "2048", "--n_threads", str(threads),
+            "--n_threads_batch", str(threads), "--seed", "1234",
         ]  # fmt: skip
         self._log = open(log or os.devnull, "wb")  # noqa: SIM115  # closed in stop()
         self._ready = threading.Event()  # set when the server says it listens, or when it exits

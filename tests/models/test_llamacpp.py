@@ -26,6 +26,7 @@ from evalsuite.errors import ConfigError
 from evalsuite.models import gguf, llamacpp
 from evalsuite.models.base import PREFLIGHT, LoadContext, TokenDistributions
 from evalsuite.models.sources import package_file, sha256_file
+from tests.conftest import REPO
 from tests.models.servers import SMOLLM2_GGUF
 
 pytestmark = pytest.mark.skipif(
@@ -373,6 +374,15 @@ def test_a_small_ladder_run(data_dir: Path, tmp_path: Path) -> None:
     noise = next(c for c in results.comparisons if c.variant == "f32-b16")
     assert noise.discordant is not None
     assert noise.discordant.baseline_only + noise.discordant.variant_only == 0  # no flips
+    # the ladder's summary (benchmarks/gguf_ladder.py, the table docs/models.md shows): a row per model
+    spec = importlib.util.spec_from_file_location("gguf_ladder", REPO / "benchmarks" / "gguf_ladder.py")
+    assert spec is not None and spec.loader is not None
+    ladder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ladder)
+    rows = {line.split(" | ")[0].strip("| "): line for line in ladder.table(run_dir).splitlines()[2:]}
+    assert list(rows) == ["f32", "q8_0", "q4_0", "f32-b16"]
+    assert "F32 · 32.0" in rows["f32"] and "Q8_0 · 8.5" in rows["q8_0"]
+    assert " · 0/0 · " in rows["f32-b16"]  # no flips, p-value shown
     manifest = json.loads((run_dir / "manifest.json").read_text())
     formats = {name: m["info"]["weight_format"] for name, m in manifest["models"].items()}
     assert formats == {
