@@ -144,6 +144,24 @@ def _make_smollm2(target: Path) -> None:
     tokenizer.save_pretrained(target)
 
 
+def _portable(folder: Path) -> None:
+    """Let transformers 4 (tox -e tests-oldest) read what transformers 5.17 saved: it knows no
+    ``TokenizersBackend`` tokenizer class (``PreTrainedTokenizerFast`` is the same fast tokenizer in both)
+    and reads ``rope_theta`` only at the top level (5 nests it in ``rope_parameters``; without it, 4 would
+    silently take the default 10000 where SmolLM2 has 100000). transformers 5 reads both files the same."""
+    tokenizer_config = folder / "tokenizer_config.json"
+    tokenizer = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+    if tokenizer.get("tokenizer_class") == "TokenizersBackend":
+        tokenizer["tokenizer_class"] = "PreTrainedTokenizerFast"
+        tokenizer_config.write_text(json.dumps(tokenizer, indent=2) + "\n", encoding="utf-8")
+    model_config = folder / "config.json"
+    config = json.loads(model_config.read_text(encoding="utf-8"))
+    rope = config.get("rope_parameters")
+    if isinstance(rope, dict) and "rope_theta" in rope and "rope_theta" not in config:
+        config["rope_theta"] = rope["rope_theta"]
+        model_config.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
 def _recipe(scheme: str, group_size: int) -> list[Any]:
     from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
     from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
@@ -216,11 +234,12 @@ def build(cache: Path | None = None) -> Path:
         for base in BASES:
             base_dir = staging / base / "base"
             (_make_tiny if base == "tiny" else _make_smollm2)(base_dir)
+            _portable(base_dir)
             for scheme in SCHEMES:
                 print(f"quantizing {base} to {scheme}", flush=True)
-                built[f"{base}/{scheme}"] = _quantize(
-                    base_dir, scheme, GROUP_SIZE[base], staging / base / scheme
-                )
+                target = staging / base / scheme
+                built[f"{base}/{scheme}"] = _quantize(base_dir, scheme, GROUP_SIZE[base], target)
+                _portable(target)
         manifest = {
             "versions": installed,
             "calibration": f"WikiText-2 valid: first {CALIBRATION_SAMPLES} paragraphs of 60+ words, "

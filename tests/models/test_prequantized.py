@@ -119,8 +119,9 @@ def test_weight_memory_is_what_the_model_computes_with(fixtures: Path, tmp_path:
     groups = 2 * (256 + 128 + 128 + 256 + 512 + 512) * (256 // 128) + 2 * 256 * (512 // 128)
     assert memory["w8a8-int8"] - memory["base"] == channels * 4
     assert memory["fp8-dynamic"] - memory["base"] == channels * 4
-    # W4A16 also keeps each packed weight's original shape: two int64 per linear layer (14 of them)
-    assert memory["w4a16"] - memory["base"] == groups * 4 + 14 * 2 * 8
+    # W4A16 may also keep each packed weight's original shape (two int64 per linear layer, 14 of them):
+    # transformers 5 does, 4.56 keeps some
+    assert groups * 4 <= memory["w4a16"] - memory["base"] <= groups * 4 + 14 * 2 * 8
 
 
 def test_answer_cache_identity_follows_the_checkpoint(fixtures: Path, tmp_path: Path) -> None:
@@ -132,12 +133,13 @@ def test_answer_cache_identity_follows_the_checkpoint(fixtures: Path, tmp_path: 
 
 
 # Per-token KL(base || variant) over the full vocabulary, on text neither calibration nor tuning saw
-# (WikiText-2 test; the fixtures were calibrated on its validation split). Measured with the fixture set
-# of constraints-fixtures.txt on SmolLM2-135M (docs/models.md): W4A16 g64 0.29, FP8 0.036, W8A8-int8
-# 0.024 nats. The bounds leave about 2x room for other CPUs' float rounding and are ordered as the
-# formats are: an 8-bit grid is 16 times finer than a 4-bit one, so an 8-bit checkpoint must be several
-# times closer to its base than the 4-bit one (KL grows with the square of small logit errors), and
-# none may be as far off as a broken load (misread scales or packing give KL of several nats).
+# (WikiText-2 test; the fixtures were calibrated on its validation split). Measured on SmolLM2-135M with
+# the fixture set of constraints-fixtures.txt, at this test's 8 paragraphs x 96 tokens: W4A16 g64 0.30,
+# FP8 0.039, W8A8-int8 0.021 nats (docs/models.md has 16 x 128). The bounds leave about 2x room for
+# other CPUs' float rounding and are ordered as the formats are: an 8-bit grid is 16 times finer than a
+# 4-bit one, so an 8-bit checkpoint must be several times closer to its base than the 4-bit one (KL grows
+# with the square of small logit errors), and none may be as far off as a broken load (misread scales or
+# packing give KL of several nats).
 KL_BOUND = {"w4a16": 0.6, "w8a8-int8": 0.06, "fp8-dynamic": 0.08}
 PASSAGES, TOKENS = 8, 96
 
