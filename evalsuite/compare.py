@@ -10,6 +10,9 @@ the run (the family), by Holm and by Benjamini-Hochberg; the configured one is `
 Each comparison has one non-inferiority margin, named with where it comes from: the margin of the
 non-inferiority gate that judges it (when that gate gives one), else the task's ``margin``, else
 ``stats.margin``. Power is computed at that margin (unless ``stats.effect`` is set).
+
+A comparison whose variant the config marks ``noise_floor: true`` says so (``noise_floor``), so the
+quantization panel and the ``shift`` gate find the noise floor in ``results.json`` alone.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class Plan:
     settings: StatsSettings
     token_shift: Mapping[tuple[str, str], TokenKL] = field(default_factory=dict)
     gates: GatePolicy | None = None  # a non-inferiority gate's margin is the margin of what it judges
+    noise_floor: frozenset[str] = frozenset()  # models marked noise_floor: their comparisons say so
 
     def policy(self, task: str, variant: str) -> TaskPolicy:
         """The task's policy for one comparison, with the margin of the gate that judges it, if any."""
@@ -124,7 +128,8 @@ def plan_for(config: RunConfig, results: Sequence[TaskResult], margin_source: st
         )
     names = [m.name for m in config.models]
     pairs = comparison_pairs({m.name: m.baseline for m in config.models}, names, settings.all_pairs)
-    return Plan(pairs, policies, settings, gates=config.gates)
+    floors = frozenset(m.name for m in config.models if m.noise_floor)
+    return Plan(pairs, policies, settings, gates=config.gates, noise_floor=floors)
 
 
 def build_comparisons(
@@ -234,6 +239,7 @@ def compare_pair(
         metric=metric,
         baseline=baseline,
         variant=variant,
+        noise_floor=variant in plan.noise_floor,
         method=method,
         n=len(keys),
         higher_is_better=higher_is_better,

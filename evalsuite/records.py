@@ -195,6 +195,10 @@ class Comparison(_Record):
     metric: str
     baseline: str
     variant: str
+    # the variant is a noise-floor model (config ``noise_floor: true``: the baseline's weights under other
+    # arithmetic), so gates can judge the other variants against it from results.json alone; False in runs
+    # written before it was recorded
+    noise_floor: bool = False
     method: str
     n: int
     higher_is_better: bool

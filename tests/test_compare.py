@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,10 @@ def scripted_run(
     name: str = "scripted",
     expect: int = 0,
     gates: dict[str, Any] | None = None,
+    noise: Sequence[str] = (),
     **stats: Any,
 ) -> Path:
+    """A run of replay models (``base`` the baseline of the others; those in ``noise`` noise floors)."""
     entries = []
     for model, correct in models.items():
         path = folder / f"{model}.jsonl"
@@ -57,6 +60,8 @@ def scripted_run(
         entry = {"name": model, "backend": "replay", "path": str(path)}
         if model != "base":
             entry["baseline"] = "base"
+        if model in noise:
+            entry["noise_floor"] = True
         entries.append(entry)
     config = {
         "run": {"name": name, "output_dir": str(folder / "out"), "data_dir": str(data_dir)},
