@@ -10,7 +10,9 @@ variant / baseline of the task's values.
 
 A variant whose flips (b + c, per task) and token KL (mean and 99th percentile) are all at most the
 largest value the baseline's noise-floor models show is marked "within noise": what quantization changed
-there cannot be told apart from what another batch size or kernel changes.
+there cannot be told apart from what another batch size or kernel changes. The rule is
+:mod:`evalsuite.noise`'s, the one the ``shift`` gate's ``within_noise`` applies, so the mark and the
+verdict never disagree.
 
 Everything here is read from the records (``manifest.json``'s models and resolved config,
 ``results.json``'s results and comparisons), so runs written before a field existed show "—" for it.
@@ -23,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from evalsuite import noise as rule
 from evalsuite.records import Comparison, TaskResult
 from evalsuite.rundir import RunDir
 
@@ -34,11 +37,7 @@ NO_QUANTIZATION = ("", "none")
 Role = Literal["baseline", "noise_floor", "variant"]
 
 
-def finite(value: object) -> float | None:
-    """``value`` as a float when it is a finite number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+finite = rule.finite  # ``value`` as a float when it is a finite number (not a bool), else None
 
 
 def positive_int(value: object) -> int | None:
@@ -165,6 +164,7 @@ class NoiseBand:
     flips: tuple[int | None, ...]  # per column
     token_kl: float | None
     token_kl_p99: float | None
+    band: rule.Band | None = None  # the same band, as evalsuite.noise judges by it
 
     def describe(self, columns: Sequence[Column]) -> str:
         """``flips (b + c) up to 3 on arc; token KL up to 0.001 (mean), 0.01 (p99)``."""
@@ -228,15 +228,6 @@ def _section(entry: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _pair_shift(comparisons: Sequence[Comparison]) -> tuple[float | None, float | None]:
-    """The pair's token KL mean and 99th percentile: the same for every task, taken where first given."""
-    mean = next((finite(c.shift.token_kl) for c in comparisons if c.shift and finite(c.shift.token_kl)), None)
-    p99 = next(
-        (finite(c.shift.token_kl_p99) for c in comparisons if c.shift and finite(c.shift.token_kl_p99)), None
-    )
-    return mean, p99
-
-
 def _value(results: Mapping[tuple[str, str], TaskResult], model: str, column: Column) -> float | None:
     result = results.get((model, column.task))
     metric = result.metrics.get(column.metric) if result else None
@@ -284,7 +275,7 @@ def _row(
                 ratio=ratio,
             )
         )
-    kl, p99 = _pair_shift(pair)
+    kl, p99 = rule.pair_kl(pair)
     return Row(
         model=model,
         role=role,
@@ -300,45 +291,41 @@ def _row(
     )
 
 
-def _largest(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return max(known) if known else None
+def measures(row: Row, columns: Sequence[Column]) -> rule.Measures:
+    """What a row's model changed from the baseline, as :mod:`evalsuite.noise` reads it."""
+    flips = {
+        column.task: n
+        for column, cell in zip(columns, row.cells, strict=True)
+        if cell is not None and (n := cell.flips) is not None
+    }
+    return rule.Measures(flips=flips, token_kl=row.token_kl, token_kl_p99=row.token_kl_p99)
 
 
 def noise_band(rows: Sequence[Row], columns: Sequence[Column]) -> NoiseBand | None:
-    floors = [r for r in rows if r.role == "noise_floor"]
-    if not floors:
+    """The band of the noise-floor rows (:func:`evalsuite.noise.band`), per column for the table."""
+    band = rule.band({r.model: measures(r, columns) for r in rows if r.role == "noise_floor"})
+    if band is None:
         return None
-    flips = []
-    for i in range(len(columns)):
-        largest = _largest([c.flips for r in floors if (c := r.cells[i]) is not None])
-        flips.append(None if largest is None else int(largest))
     return NoiseBand(
-        models=tuple(r.model for r in floors),
-        flips=tuple(flips),
-        token_kl=_largest([r.token_kl for r in floors]),
-        token_kl_p99=_largest([r.token_kl_p99 for r in floors]),
+        models=band.models,
+        flips=tuple(band.flips.get(c.task) for c in columns),
+        token_kl=band.token_kl,
+        token_kl_p99=band.token_kl_p99,
+        band=band,
     )
 
 
 def judge(row: Row, band: NoiseBand, columns: Sequence[Column]) -> Row:
-    """``row`` with its "within noise" mark: every quantity the noise floor measured (flips per task,
-    token KL mean and 99th percentile) is known for the variant and at most the band's largest value.
-    Quantities the noise floor lacks are not judged; with none left, neither is the row."""
-    checks: list[tuple[str, float | None, float]] = []
-    for i, column in enumerate(columns):
-        limit = band.flips[i]
-        if limit is not None:
-            cell = row.cells[i]
-            checks.append((f"flips on {column.task}", None if cell is None else cell.flips, limit))
-    if band.token_kl is not None:
-        checks.append(("token KL mean", row.token_kl, band.token_kl))
-    if band.token_kl_p99 is not None:
-        checks.append(("token KL p99", row.token_kl_p99, band.token_kl_p99))
-    if not checks:
+    """``row`` with its "within noise" mark, by :func:`evalsuite.noise.judge`: every quantity the noise
+    floor measured (flips per task, token KL mean and 99th percentile) is known for the variant and at
+    most the band's largest value. Quantities the noise floor lacks are not judged; with none left,
+    neither is the row."""
+    assert band.band is not None
+    judgements = rule.judge(measures(row, columns), band.band, [c.task for c in columns])
+    within = rule.within_noise(judgements)
+    if within is None:
         return row
-    within = all(value is not None and value <= limit for _, value, limit in checks)
-    return replace(row, within_noise=within, judged_on=tuple(name for name, _, _ in checks))
+    return replace(row, within_noise=within, judged_on=tuple(j.quantity for j in judgements))
 
 
 def _bits_order(row: Row) -> tuple[int, float]:
@@ -369,7 +356,8 @@ def quantization_panel(run: RunDir) -> QuantizationPanel | None:
     if not comparisons:
         return None
     results = {(r.model, r.task): r for r in run.results.results if r.probe is None}
-    floors = noise_floor_models(run.manifest)
+    # the comparisons say which variants are noise floors; runs older than that, their config
+    floors = noise_floor_models(run.manifest) | {c.variant for c in comparisons if c.noise_floor}
     configs = _config_models(run.manifest)
     tables = []
     for baseline in dict.fromkeys(c.baseline for c in comparisons):
