@@ -444,6 +444,33 @@ class NonInferiorityGate(StrictModel):
     margin: float | None = Field(None, gt=0)  # default: the margin the comparison was made with
 
 
+class ShiftGate(StrictModel):
+    """How far a variant moves from its baseline: flips, next-token KL, or no more than the noise floor."""
+
+    kind: Literal["shift"]
+    name: str | None = None
+    variants: tuple[str, ...] | None = None  # default: every compared variant that is not a noise floor
+    tasks: tuple[str, ...] | None = None  # the tasks whose flips are judged; default: every compared task
+    max_flip_rate: float | None = Field(None, ge=0, le=1)  # (b + c) / n
+    max_token_kl: float | None = Field(None, ge=0)  # the pair's mean next-token KL(baseline || variant)
+    max_token_kl_p99: float | None = Field(None, ge=0)  # its 99th percentile
+    within_noise: bool = False  # flips and KL at most the largest of the baseline's noise-floor models
+    judge_on: Literal["bound", "value"] = "bound"  # the flip rate: its exact binomial interval, or the value
+
+    @model_validator(mode="after")
+    def _something_to_judge(self) -> ShiftGate:
+        limits = (self.max_flip_rate, self.max_token_kl, self.max_token_kl_p99)
+        if all(limit is None for limit in limits) and not self.within_noise:
+            raise ValueError(
+                "a shift gate needs at least one of 'max_flip_rate', 'max_token_kl', 'max_token_kl_p99' "
+                "and 'within_noise: true'"
+            )
+        return self
+
+
+GATE_KINDS = ("threshold", "non_inferiority", "shift")
+
+
 def _gate_kind(data: Any) -> Any:
     return data.get("kind") if isinstance(data, dict) else getattr(data, "kind", None)
 
@@ -451,12 +478,14 @@ def _gate_kind(data: Any) -> Any:
 # A callable discriminator, not Field(discriminator="kind"): pydantic refuses a field discriminator whose
 # field has a "before" validator, and StrictModel gives every field one.
 GateRule = Annotated[
-    Annotated[ThresholdGate, Tag("threshold")] | Annotated[NonInferiorityGate, Tag("non_inferiority")],
+    Annotated[ThresholdGate, Tag("threshold")]
+    | Annotated[NonInferiorityGate, Tag("non_inferiority")]
+    | Annotated[ShiftGate, Tag("shift")],
     Discriminator(
         _gate_kind,
         custom_error_type="tag",  # worded by format_validation_error
         custom_error_message="unknown gate kind",
-        custom_error_context={"key": "kind", "tags": ("threshold", "non_inferiority")},
+        custom_error_context={"key": "kind", "tags": GATE_KINDS},
     ),
 ]
 

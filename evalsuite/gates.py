@@ -7,6 +7,7 @@ A policy is a list of gates, declared under ``gates:`` in model.yaml or in a sep
       rules:
         - {kind: threshold, task: arc_challenge_local, metric: acc, min: 0.30}
         - {kind: non_inferiority, margin: 0.03}       # every variant against its baseline, every task
+        - {kind: shift, variants: [q4], max_flip_rate: 0.05, within_noise: true}
 
 Each rule expands into checks (one per model x task, or per comparison), and each check is ``pass``,
 ``fail`` or ``inconclusive`` with a one-line reason. A threshold is judged on the confidence bound by
@@ -18,22 +19,30 @@ A comparison has one non-inferiority margin: the margin of the non-inferiority g
 one gives a margin, else the task's or ``stats.margin``. Comparisons are built with it (``gate_margin``),
 and re-gating a finished run (``apply_policy``) moves each comparison to the new policy's margin, so the
 verdict, the comparison table and the forest plot never disagree.
+
+A shift gate judges how far a variant moves from its baseline: the flip rate (b + c) / n per task, on its
+exact binomial (Clopper-Pearson) interval by default; the pair's next-token KL mean and 99th percentile,
+on their values (one check per pair); and, with ``within_noise``, flips and KL against the baseline's
+noise floor by the same rule the report's quantization panel marks "within noise" with
+(:mod:`evalsuite.noise`). A measure the records lack is inconclusive, with the reason naming it.
 """
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import yaml
 
+from evalsuite import noise
 from evalsuite.config import (
     GatePolicy,
     GateRule,
     NonInferiorityGate,
     RunConfig,
+    ShiftGate,
     ThresholdGate,
     read_yaml,
     validate_mapping,
@@ -63,18 +72,22 @@ def parse_policy(data: object, source: str) -> GatePolicy:
 
 
 def check_references(
-    policy: GatePolicy, models: Mapping[str, str | None], metrics: Mapping[str, Sequence[str]]
+    policy: GatePolicy,
+    models: Mapping[str, str | None],
+    metrics: Mapping[str, Sequence[str]],
+    noise_floors: Collection[str] | None = None,
 ) -> None:
-    """Before a run: every task, metric and model a gate names exists (``models``: name -> baseline), and
-    no two non-inferiority gates judge one comparison with different margins."""
+    """Before a run: every task, metric and model a gate names exists (``models``: name -> baseline), no
+    two non-inferiority gates judge one comparison with different margins, and (given ``noise_floors``,
+    the models marked ``noise_floor``) every baseline a ``within_noise`` gate judges against has one."""
     _one_margin_each(policy)
     for index, gate in enumerate(policy.rules):
         label = gate_label(index, gate)
-        if isinstance(gate, NonInferiorityGate) and not any(models.values()):
+        if not isinstance(gate, ThresholdGate) and not any(models.values()):
             raise ConfigError(
                 f"{label}: no model has a baseline to compare with (set baseline: or variant_of:)"
             )
-        tasks = list(metrics) if isinstance(gate, NonInferiorityGate) else []
+        tasks = [] if isinstance(gate, ThresholdGate) else list(metrics)
         if isinstance(gate, ThresholdGate):
             if gate.task not in metrics:
                 raise ConfigError(
@@ -94,6 +107,15 @@ def check_references(
                 raise ConfigError(f"{label}: the run has no model {model!r}{did_you_mean(model, models)}")
             if isinstance(gate, NonInferiorityGate) and models[model] is None:
                 raise ConfigError(f"{label}: model {model!r} has no baseline to be non-inferior to")
+            if isinstance(gate, ShiftGate) and models[model] is None:
+                raise ConfigError(f"{label}: model {model!r} has no baseline to move from")
+        if isinstance(gate, ShiftGate) and gate.within_noise and noise_floors is not None:
+            floors = set(noise_floors)
+            judged = gate.variants or [m for m, base in models.items() if base and m not in floors]
+            for model in judged:
+                baseline = models[model]
+                if baseline is not None and not any(models.get(f) == baseline for f in floors):
+                    raise ConfigError(f"{label}: within_noise: {noise.no_noise_floor(baseline)}")
 
 
 def evaluate(policy: GatePolicy, results: Results) -> Verdict:
@@ -103,6 +125,8 @@ def evaluate(policy: GatePolicy, results: Results) -> Verdict:
         label = gate_label(index, gate)
         if isinstance(gate, ThresholdGate):
             checks += _threshold(label, gate, results.results)
+        elif isinstance(gate, ShiftGate):
+            checks += _shift(label, gate, results.comparisons)
         else:
             checks += _non_inferiority(label, gate, results.comparisons)
     failing = {"fail"} if policy.inconclusive == "pass" else {"fail", "inconclusive"}
@@ -290,6 +314,130 @@ def _judge_non_inferiority(label: str, gate: NonInferiorityGate, c: Comparison) 
         status="inconclusive",
         reason=f"lower bound {bound:+.4f} is below -{margin:g} but the change may be smaller{extra}",
     )
+
+
+Outcome = tuple[Status, str]  # one criterion of a shift check: its status and what it says
+
+
+def _shift(label: str, gate: ShiftGate, comparisons: Sequence[Comparison]) -> list[Check]:
+    """One check per (variant, task) for flips, one per (baseline, variant) pair for token KL."""
+    tasks, variants = {c.task for c in comparisons}, {c.variant for c in comparisons}
+    for task in gate.tasks or ():
+        if task not in tasks:
+            raise ConfigError(f"{label}: no comparison on task {task!r}{did_you_mean(task, tasks)}")
+    for variant in gate.variants or ():
+        if variant not in variants:
+            raise ConfigError(
+                f"{label}: no comparison with variant {variant!r}{did_you_mean(variant, variants)}"
+            )
+    chosen = [
+        c
+        for c in comparisons
+        if (c.variant in gate.variants if gate.variants is not None else not c.noise_floor)
+    ]
+    if not chosen:
+        raise ConfigError(
+            f"{label}: the run has no comparisons of a variant (declare a baseline for a model)"
+        )
+    checks: list[Check] = []
+    for pair in dict.fromkeys((c.baseline, c.variant) for c in chosen):
+        mine = [c for c in chosen if (c.baseline, c.variant) == pair]
+        band = noise.band_of(comparisons, pair[0]) if gate.within_noise else None
+        if gate.within_noise and band is None:
+            raise ConfigError(f"{label}: within_noise: {noise.no_noise_floor(pair[0])}")
+        judged = [c for c in mine if gate.tasks is None or c.task in gate.tasks]
+        judgements = () if band is None else noise.judge(noise.measures(mine), band, [c.task for c in judged])
+        flips_against_noise = {j.task: j for j in judgements if j.task is not None}
+        for c in judged:
+            outcomes = []
+            if gate.max_flip_rate is not None:
+                outcomes.append(_flip_rate(c, gate.max_flip_rate, gate.judge_on))
+            if (j := flips_against_noise.get(c.task)) is not None:
+                outcomes.append(_against_noise(j, band))
+            if outcomes:
+                target = f"{c.variant} vs {c.baseline} on {c.task} (flips)"
+                checks.append(_combined(label, target, outcomes))
+        if not judged:
+            continue
+        outcomes = _kl_limits(gate, mine)
+        outcomes += [_against_noise(j, band) for j in judgements if j.task is None]
+        if band is not None and not judgements:  # the panel's rule too: nothing judged, no mark
+            outcomes.append(
+                (
+                    "inconclusive",
+                    f"the noise floor ({', '.join(band.models)}) measured no flips on the judged tasks and "
+                    "no token KL: nothing to judge within_noise by",
+                )
+            )
+        if outcomes:
+            checks.append(_combined(label, f"{pair[1]} vs {pair[0]} (token KL)", outcomes))
+    return checks
+
+
+def _flip_rate(c: Comparison, limit: float, judge_on: str) -> Outcome:
+    flips = noise.flips(c)
+    if flips is None:
+        return (
+            "inconclusive",
+            f"no flips: metric {c.metric!r} is not right/wrong, so it has no discordant counts",
+        )
+    rate = flips / c.n
+    shown = f"flip rate {rate:.4f} ({flips}/{c.n})"
+    if judge_on == "value":
+        ok = rate <= limit
+        return (
+            "pass" if ok else "fail"
+        ), f"{shown} {'meets' if ok else 'misses'} <= {limit:g} (point estimate)"
+    from scipy import stats
+
+    interval = stats.binomtest(flips, c.n).proportion_ci(c.confidence, method="exact")
+    low, high = float(interval.low), float(interval.high)
+    band = f"{shown}, exact {c.confidence:.0%} CI [{low:.4f}, {high:.4f}]"
+    if high <= limit:
+        return "pass", f"{band} lies below {limit:g}"
+    if low > limit:
+        return "fail", f"{band} lies above {limit:g}"
+    return "inconclusive", f"{band} straddles {limit:g}; more samples would decide"
+
+
+def _kl_limits(gate: ShiftGate, pair: Sequence[Comparison]) -> list[Outcome]:
+    mean, p99 = noise.pair_kl(pair)
+    outcomes: list[Outcome] = []
+    for quantity, value, limit in (
+        ("token KL mean", mean, gate.max_token_kl),
+        ("token KL p99", p99, gate.max_token_kl_p99),
+    ):
+        if limit is None:
+            continue
+        if value is None:
+            why = "the backend shows no next-token distributions, or stats.kl_samples is 0"
+            if quantity.endswith("p99") and mean is not None:
+                why = "the run was written before it was recorded"
+            outcomes.append(("inconclusive", f"no {quantity} for the pair ({why})"))
+        else:
+            ok = value <= limit
+            outcomes.append(
+                ("pass" if ok else "fail", f"{quantity} {value:.4g} {'<=' if ok else '>'} {limit:g}")
+            )
+    return outcomes
+
+
+def _against_noise(j: noise.Judgement, band: noise.Band | None) -> Outcome:
+    """One quantity against the noise floor's largest, as :func:`evalsuite.noise.judge` decided it."""
+    assert band is not None
+    form = ".0f" if j.task is not None else ".4g"  # flips are counts
+    floor = f"the noise floor's largest {j.limit:{form}} ({', '.join(band.models)})"
+    if j.value is None:
+        return "inconclusive", f"{j.quantity}: missing for the variant, against {floor}"
+    word = "within" if j.within else "above"
+    return ("pass" if j.within else "fail"), f"{j.quantity} {j.value:{form}} {word} {floor}"
+
+
+def _combined(label: str, target: str, outcomes: Sequence[Outcome]) -> Check:
+    """Fail when any criterion fails, else inconclusive when any is, else pass; every criterion named."""
+    found = {status for status, _ in outcomes}
+    status: Status = "fail" if "fail" in found else "inconclusive" if "inconclusive" in found else "pass"
+    return Check(gate=label, target=target, status=status, reason="; ".join(text for _, text in outcomes))
 
 
 def junit_xml(verdict: Verdict, run: str) -> str:

@@ -45,6 +45,7 @@ from evalsuite.config import (
     ProbeConfig,
     RunConfig,
     RunSettings,
+    ShiftGate,
     StatsSettings,
     TaskConfig,
     ThresholdGate,
@@ -80,6 +81,10 @@ SEEDS: dict[type[BaseModel], dict[str, Any]] = {
     NonInferiorityGate: extended(
         models=[MODEL, {"name": "v", "path": "./model", "baseline": "m"}],
         gates={"rules": [{"kind": "non_inferiority", "margin": 0.05}]},
+    ),
+    ShiftGate: extended(
+        models=[MODEL, {"name": "v", "path": "./model", "baseline": "m"}],
+        gates={"rules": [{"kind": "shift", "max_flip_rate": 0.05}]},
     ),
     ModelConfig: BASE,
     GenerationSettings: extended(models=[{**MODEL, "generation": {"max_new_tokens": 8}}]),
@@ -666,7 +671,7 @@ SPECIFIC = [
     Case(
         "gate-kind-unknown",
         doc(RUN, MODELS, TASKS, f"gates: {{rules: [{{kind: treshold, task: {TASK}, min: 0.1}}]}}"),
-        "gates.rules[0].kind: Input should be 'threshold' or 'non_inferiority' (got 'treshold')"
+        "gates.rules[0].kind: Input should be 'threshold', 'non_inferiority' or 'shift' (got 'treshold')"
         " (did you mean 'threshold'?)",
     ),
     Case(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -16,7 +17,7 @@ from evalsuite import cli
 from evalsuite.config import DeprecatedKey, GatePolicy
 from evalsuite.errors import ConfigError
 from evalsuite.gates import apply_policy, check_references, evaluate, gate_margin, junit_xml, parse_policy
-from evalsuite.records import Check, Results, Verdict
+from evalsuite.records import Check, Comparison, Discordant, Results, ShiftResult, Verdict
 from tests.test_compare import BASE, SAME, WORSE, scripted_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -406,3 +407,272 @@ def test_non_inferiority_gate_without_any_baseline_fails_before_running(
     assert cli.main(["run", str(tmp_path / "solo.yaml")]) == 2
     assert "no model has a baseline" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Shift gates: how far a variant moves from its baseline. Records built by hand.
+
+
+def shifted(
+    variant: str,
+    task: str = "arc",
+    flips: tuple[int, int] | None = (1, 1),
+    kl: tuple[float | None, float | None] = (0.001, 0.01),
+    n: int = 400,
+    baseline: str = "base",
+    noise_floor: bool = False,
+) -> Comparison:
+    """A comparison of ``variant`` with ``baseline`` on ``task``: flips (b, c) of ``n`` (None: a metric
+    that is not right/wrong) and the pair's token KL (mean, p99; None: not measured)."""
+    from tests.report.forest_run import comparison
+
+    c = comparison(task, "acc" if flips else "word_perplexity", baseline, variant, 0.0, "stats.margin")
+    discordant = None
+    if flips is not None:
+        b, v = flips
+        discordant = Discordant(both=n - b - v, baseline_only=b, variant_only=v, neither=0)
+    shift = None if kl == (None, None) else ShiftResult(token_kl=kl[0], token_kl_p99=kl[1], tokens=5000)
+    return c.model_copy(update={"n": n, "discordant": discordant, "shift": shift, "noise_floor": noise_floor})
+
+
+def judged(*comparisons: Comparison, **rule: Any) -> dict[str, tuple[str, str]]:
+    """Each check's target -> (status, reason) under one shift gate."""
+    results = Results(run="r", results=[], comparisons=list(comparisons))
+    verdict = evaluate(policy({"kind": "shift", **rule}), results)
+    return {c.target: (c.status, c.reason) for c in verdict.checks}
+
+
+FLOOR = "base-batch64"
+
+
+def test_shift_flip_rate_on_its_exact_binomial_interval() -> None:
+    cases = {"few": (2, 2), "many": (40, 20), "near": (10, 10)}  # of 400: 0.01, 0.15, 0.05
+    checks = judged(*(shifted(v, flips=f) for v, f in cases.items()), max_flip_rate=0.05)
+    assert {t: s for t, (s, _) in checks.items()} == {
+        "few vs base on arc (flips)": "pass",  # exact 95% CI [0.0027, 0.0254]
+        "many vs base on arc (flips)": "fail",  # [0.116, 0.189]
+        "near vs base on arc (flips)": "inconclusive",  # [0.031, 0.076]
+    }
+    assert checks["few vs base on arc (flips)"][1] == (
+        "flip rate 0.0100 (4/400), exact 95% CI [0.0027, 0.0254] lies below 0.05"
+    )
+    assert "lies above 0.05" in checks["many vs base on arc (flips)"][1]
+    assert "straddles 0.05; more samples would decide" in checks["near vs base on arc (flips)"][1]
+
+
+def test_shift_flip_rate_on_the_point_value() -> None:
+    checks = judged(
+        shifted("near", flips=(10, 10)), shifted("over", flips=(11, 10)), max_flip_rate=0.05, judge_on="value"
+    )
+    assert checks == {
+        "near vs base on arc (flips)": ("pass", "flip rate 0.0500 (20/400) meets <= 0.05 (point estimate)"),
+        "over vs base on arc (flips)": ("fail", "flip rate 0.0525 (21/400) misses <= 0.05 (point estimate)"),
+    }
+
+
+def test_shift_token_kl_is_one_check_per_pair() -> None:
+    pair = [shifted("q4", task=t, kl=(0.02, 0.8)) for t in ("arc", "hella")]
+    ok = judged(*pair, max_token_kl=0.05, max_token_kl_p99=1.0)
+    assert ok == {"q4 vs base (token KL)": ("pass", "token KL mean 0.02 <= 0.05; token KL p99 0.8 <= 1")}
+    high_mean = judged(*pair, max_token_kl=0.01)
+    assert high_mean == {"q4 vs base (token KL)": ("fail", "token KL mean 0.02 > 0.01")}
+    high_tail = judged(*pair, max_token_kl=0.05, max_token_kl_p99=0.5)
+    assert high_tail["q4 vs base (token KL)"] == (
+        "fail",
+        "token KL mean 0.02 <= 0.05; token KL p99 0.8 > 0.5",
+    )
+
+
+def test_shift_with_a_missing_measure_is_inconclusive() -> None:
+    no_kl = judged(shifted("served", kl=(None, None)), max_token_kl=0.05, max_flip_rate=0.5)
+    assert no_kl["served vs base (token KL)"] == (
+        "inconclusive",
+        "no token KL mean for the pair (the backend shows no next-token distributions, or "
+        "stats.kl_samples is 0)",
+    )
+    assert no_kl["served vs base on arc (flips)"][0] == "pass"
+    old = judged(shifted("old", kl=(0.01, None)), max_token_kl_p99=1.0)
+    assert old["old vs base (token KL)"] == (
+        "inconclusive",
+        "no token KL p99 for the pair (the run was written before it was recorded)",
+    )
+    perplexity = judged(shifted("q4", task="wiki", flips=None), max_flip_rate=0.05)
+    assert perplexity == {
+        "q4 vs base on wiki (flips)": (
+            "inconclusive",
+            "no flips: metric 'word_perplexity' is not right/wrong, so it has no discordant counts",
+        )
+    }
+
+
+def test_shift_scope_tasks_and_variants() -> None:
+    records = [shifted(v, task=t) for v in ("q4", "q8") for t in ("arc", "hella")]
+    checks = judged(*records, max_flip_rate=0.5, max_token_kl=1.0, tasks=["hella"], variants=["q8"])
+    assert sorted(checks) == ["q8 vs base (token KL)", "q8 vs base on hella (flips)"]
+
+
+NOISY = [  # base-batch64 (the noise floor): 3 flips on arc, KL 0.001 (p99 0.01); a second floor: 2, 0.0005
+    shifted(FLOOR, flips=(1, 2), kl=(0.001, 0.01), noise_floor=True),
+    shifted("base-kernel", flips=(2, 0), kl=(0.0005, 0.02), noise_floor=True),
+]
+
+
+def test_shift_within_noise_passes_at_most_the_largest_noise_floor() -> None:
+    q8 = shifted("q8", flips=(2, 1), kl=(0.001, 0.015))  # 3 flips <= 3, KL 0.001 <= 0.001, p99 <= 0.02
+    checks = judged(*NOISY, q8, within_noise=True)  # the noise floors themselves are not judged
+    assert checks == {
+        "q8 vs base on arc (flips)": (
+            "pass",
+            "flips on arc 3 within the noise floor's largest 3 (base-batch64, base-kernel)",
+        ),
+        "q8 vs base (token KL)": (
+            "pass",
+            "token KL mean 0.001 within the noise floor's largest 0.001 (base-batch64, base-kernel); "
+            "token KL p99 0.015 within the noise floor's largest 0.02 (base-batch64, base-kernel)",
+        ),
+    }
+
+
+def test_shift_within_noise_fails_above_the_noise_floor() -> None:
+    q4 = shifted("q4", flips=(6, 2), kl=(0.0009, 0.6))
+    checks = judged(*NOISY, q4, within_noise=True, max_flip_rate=0.5)
+    assert checks["q4 vs base on arc (flips)"][0] == "fail"
+    assert "flips on arc 8 above the noise floor's largest 3" in checks["q4 vs base on arc (flips)"][1]
+    assert checks["q4 vs base on arc (flips)"][1].startswith("flip rate 0.0200 (8/400)")  # both criteria
+    status, reason = checks["q4 vs base (token KL)"]
+    assert status == "fail" and "token KL mean 0.0009 within" in reason and "token KL p99 0.6 above" in reason
+
+
+def test_shift_within_noise_without_the_variants_kl_is_inconclusive() -> None:
+    served = shifted("served", kl=(None, None))
+    checks = judged(*NOISY, served, within_noise=True)
+    assert checks["served vs base (token KL)"][0] == "inconclusive"
+    assert "token KL mean: missing for the variant" in checks["served vs base (token KL)"][1]
+    # a noise floor without KL judges no KL (as the panel does): flips alone
+    floor = shifted(FLOOR, kl=(None, None), noise_floor=True)
+    assert judged(floor, shifted("q8", kl=(0.5, 5.0)), within_noise=True) == {
+        "q8 vs base on arc (flips)": (
+            "pass",
+            "flips on arc 2 within the noise floor's largest 2 (base-batch64)",
+        )
+    }
+
+
+def test_shift_within_noise_is_the_panels_rule(tmp_path: Path) -> None:
+    """The report's "within noise" mark and the gate's verdict, on one run: they agree variant by variant."""
+    from evalsuite.report.quantization import quantization_panel
+    from evalsuite.rundir import load_run
+    from tests.report.test_quantization import write_quant_run
+
+    run = load_run(write_quant_run(tmp_path))
+    panel = quantization_panel(run)
+    assert panel is not None
+    marks = {r.model: r.within_noise for r in panel.tables[0].rows if r.within_noise is not None}
+    assert marks == {"q8": True, "q4": False}
+    floors = [
+        c.model_copy(update={"noise_floor": c.variant == "base-batch64"}) for c in run.results.comparisons
+    ]
+    verdict = evaluate(
+        policy({"kind": "shift", "within_noise": True}),
+        run.results.model_copy(update={"comparisons": floors}),
+    )
+    gated: dict[str, set[str]] = {}
+    for check in verdict.checks:
+        gated.setdefault(check.target.split(" ")[0], set()).add(check.status)
+    assert {model: statuses == {"pass"} for model, statuses in gated.items()} == marks
+    # the records alone now say which variant is the noise floor: the panel reads that too
+    assert quantization_panel(replace_results(run, floors)) == panel
+
+
+def replace_results(run: Any, comparisons: list[Comparison]) -> Any:
+    from dataclasses import replace
+
+    manifest = {**run.manifest, "config": {"models": []}}  # no noise_floor in the config
+    return replace(
+        run, manifest=manifest, results=run.results.model_copy(update={"comparisons": comparisons})
+    )
+
+
+def test_shift_within_noise_without_a_noise_floor_is_a_config_error() -> None:
+    message = (
+        r"gate 1 \(shift\): within_noise: baseline 'base' has no noise floor to judge against: add a model "
+        r"with 'variant_of: base' and 'noise_floor: true'"
+    )
+    with pytest.raises(ConfigError, match=message):
+        judged(shifted("q4"), within_noise=True)
+    models, metrics = {"base": None, "q4": "base", FLOOR: "base"}, {"arc": ["acc"]}
+    rule = policy({"kind": "shift", "within_noise": True})
+    with pytest.raises(ConfigError, match=message):
+        check_references(rule, models, metrics, noise_floors=())
+    check_references(rule, models, metrics, noise_floors=[FLOOR])
+    other = {**models, "other": None, "o4": "other"}  # o4's baseline has none
+    with pytest.raises(ConfigError, match="baseline 'other' has no noise floor"):
+        check_references(rule, other, metrics, noise_floors=[FLOOR])
+    check_references(
+        policy({"kind": "shift", "within_noise": True, "variants": ["q4"]}), other, metrics, [FLOOR]
+    )
+
+
+def test_shift_references_to_unknown_things_are_config_errors() -> None:
+    models, metrics = {"base": None, "q4_k_m": "base"}, {"arc": ["acc"]}
+    cases = {
+        "the run has no model 'q4_k_n' \\(did you mean 'q4_k_m'\\?\\)": {"variants": ["q4_k_n"]},
+        "the run has no task 'ark' \\(did you mean 'arc'\\?\\)": {"tasks": ["ark"]},
+        "model 'base' has no baseline to move from": {"variants": ["base"]},
+    }
+    for message, scope in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            check_references(policy({"kind": "shift", "max_token_kl": 0.1, **scope}), models, metrics)
+    with pytest.raises(ConfigError, match="no model has a baseline"):
+        check_references(policy({"kind": "shift", "max_token_kl": 0.1}), {"base": None}, metrics)
+    with pytest.raises(ConfigError, match=r"no comparison with variant 'q4_k_n' \(did you mean 'q4_k_m'\?\)"):
+        judged(shifted("q4_k_m"), max_token_kl=0.1, variants=["q4_k_n"])
+    with pytest.raises(ConfigError, match=r"no comparison on task 'ark' \(did you mean 'arc'\?\)"):
+        judged(shifted("q4"), max_token_kl=0.1, tasks=["ark"])
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"kind": "shift"}, "a shift gate needs at least one of 'max_flip_rate', 'max_token_kl'"),
+        ({"kind": "shift", "within_noise": False}, "needs at least one of"),
+        ({"kind": "shift", "max_flip_rate": 1.5}, "max_flip_rate"),
+        ({"kind": "shift", "max_flip_rate": -0.1}, "max_flip_rate"),
+        ({"kind": "shift", "max_token_kl": -1}, "max_token_kl"),
+        ({"kind": "shift", "max_token_kl_p99": -1}, "max_token_kl_p99"),
+        ({"kind": "shift", "max_kl": 0.1}, "unknown key 'max_kl' (did you mean 'max_token_kl'?)"),
+        ({"kind": "shfit", "max_token_kl": 0.1}, "'shift'"),
+    ],
+)
+def test_malformed_shift_gates(rule: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_policy({"rules": [rule]}, "policy.yaml")
+
+
+def test_a_run_marks_its_noise_floor_and_gates_on_it(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Config to records: the comparison of a noise-floor model says so in results.json, and a finished
+    run is re-gated on it from the records alone (replay shows no distributions: no token KL)."""
+    floor = set(BASE) - {0, 1} | {35}  # 3 flips
+    close = set(BASE) - {2} | {36}  # 2 flips
+    models = {"base": BASE, "floor": floor, "close": close, "worse": WORSE}  # worse: 9 flips
+    gates = {"rules": [{"kind": "shift", "within_noise": True, "name": "near"}]}
+    run_dir = scripted_run(tmp_path, data_dir, models, name="noise", expect=1, gates=gates, noise=["floor"])
+    results = Results.model_validate_json((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert {c.variant: c.noise_floor for c in results.comparisons} == {
+        "floor": True,
+        "close": False,
+        "worse": False,
+    }
+    assert results.gates is not None
+    assert [(c.target, c.status) for c in results.gates.checks] == [
+        ("close vs base on quickstart_mc (flips)", "pass"),
+        ("worse vs base on quickstart_mc (flips)", "fail"),
+    ]
+    assert cli.main(["gate", str(run_dir)]) == 1
+    old = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    for c in old["comparisons"]:
+        del c["noise_floor"]  # a results.json written before the field: loads, with no noise floor
+    assert not any(c.noise_floor for c in Results.model_validate(old).comparisons)
+    capsys.readouterr()
