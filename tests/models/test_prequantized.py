@@ -105,6 +105,22 @@ def test_compressed_tensors_checkpoint_loads_scores_and_names_itself(
         assert b == pytest.approx(a, abs=tolerance)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("scheme", quantized_fixtures.SCHEMES)
+def test_compressed_tensors_checkpoint_runs_on_cuda(scheme: str, fixtures: Path, tmp_path: Path) -> None:
+    settings = {"device": "cuda", "dtype": "bfloat16"}
+    base = load(fixtures / "tiny" / "base", tmp_path, **settings)
+    variant = load(fixtures / "tiny" / scheme, tmp_path, **settings)
+    assert variant.describe().device.startswith("cuda")
+    assert variant.describe().kernel is not None and "decompressed to bfloat16" in variant.describe().kernel
+    for (a, _), (b, _) in zip(
+        base.loglikelihood(ll_requests(), disable_tqdm=True),
+        variant.loglikelihood(ll_requests(), disable_tqdm=True),
+        strict=True,
+    ):
+        assert b == pytest.approx(a, abs=0.5)
+
+
 def test_weight_memory_is_what_the_model_computes_with(fixtures: Path, tmp_path: Path) -> None:
     """transformers runs compressed-tensors checkpoints decompressed (quantized values in float32): the
     record says so instead of claiming the checkpoint's 4 or 8 bits. Above the base by the scales only:
