@@ -244,7 +244,10 @@ def prequantized(location: str, revision: str | None = None) -> dict[str, Any] |
             from huggingface_hub import try_to_load_from_cache
         except ImportError:
             return None
-        cached = try_to_load_from_cache(location, "config.json", revision=revision)
+        try:
+            cached = try_to_load_from_cache(location, "config.json", revision=revision)
+        except ValueError:  # not a hub id either: check_location and transformers say so
+            return None
         path = Path(cached) if isinstance(cached, str) else None
     if path is None or not path.is_file():
         return None

@@ -276,3 +276,20 @@ def test_identity_changes_with_the_quantization_config_alone(
     (marked / "config.json").write_text(json.dumps(config), encoding="utf-8")
     assert identity(plain, tmp_path) != identity(marked, tmp_path)
     assert identity(plain, tmp_path) == identity(plain, tmp_path)
+
+
+def test_a_hub_checkpoint_is_read_from_the_local_hub_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A hub id offline: its config.json comes from the hub cache, so a GPTQ model there is refused too."""
+    import huggingface_hub.constants
+
+    from evalsuite.models.quantize import prequantized
+
+    repo = tmp_path / "models--org--gptq-model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40, encoding="utf-8")
+    write_checkpoint(repo / "snapshots" / ("0" * 40), GPTQ)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    assert prequantized("org/gptq-model") == GPTQ
+    assert prequantized("org/not-cached") is None
