@@ -293,3 +293,19 @@ def test_a_hub_checkpoint_is_read_from_the_local_hub_cache(
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     assert prequantized("org/gptq-model") == GPTQ
     assert prequantized("org/not-cached") is None
+
+
+def test_the_fixture_set_is_keyed_by_the_tools_versions(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A new llm-compressor (or compressed-tensors, transformers, torch) makes a new set, never reuses one."""
+    pins = quantized_fixtures.CONSTRAINTS.read_text(encoding="utf-8")
+    key = quantized_fixtures.key()
+    bumped = tmp_path / "constraints-fixtures.txt"
+    bumped.write_text(pins.replace("llmcompressor==0.14.0.1", "llmcompressor==0.14.1"), encoding="utf-8")
+    monkeypatch.setattr(quantized_fixtures, "CONSTRAINTS", bumped)
+    assert quantized_fixtures.pinned_versions()["llmcompressor"] == "0.14.1"
+    assert quantized_fixtures.key() != key
+    bumped.write_text(pins.replace("llmcompressor==0.14.0.1\n", ""), encoding="utf-8")
+    with pytest.raises(RuntimeError, match="pins no version of llmcompressor"):
+        quantized_fixtures.key()
