@@ -384,20 +384,18 @@ def _flip_rate(c: Comparison, limit: float, judge_on: str) -> Outcome:
     rate = flips / c.n
     shown = f"flip rate {rate:.4f} ({flips}/{c.n})"
     if judge_on == "value":
-        ok = rate <= limit
-        return (
-            "pass" if ok else "fail"
-        ), f"{shown} {'meets' if ok else 'misses'} <= {limit:g} (point estimate)"
-    from scipy import stats
+        word = "meets" if rate <= limit else "misses"
+        return ("pass" if rate <= limit else "fail"), f"{shown} {word} <= {limit:g} (point estimate)"
+    from scipy import stats  # only here: gates is imported where scipy is not otherwise needed
 
-    interval = stats.binomtest(flips, c.n).proportion_ci(c.confidence, method="exact")
+    interval = stats.binomtest(flips, c.n).proportion_ci(c.confidence, method="exact")  # Clopper-Pearson
     low, high = float(interval.low), float(interval.high)
-    band = f"{shown}, exact {c.confidence:.0%} CI [{low:.4f}, {high:.4f}]"
+    with_ci = f"{shown}, exact {c.confidence:.0%} CI [{low:.4f}, {high:.4f}]"
     if high <= limit:
-        return "pass", f"{band} lies below {limit:g}"
+        return "pass", f"{with_ci} lies below {limit:g}"
     if low > limit:
-        return "fail", f"{band} lies above {limit:g}"
-    return "inconclusive", f"{band} straddles {limit:g}; more samples would decide"
+        return "fail", f"{with_ci} lies above {limit:g}"
+    return "inconclusive", f"{with_ci} straddles {limit:g}; more samples would decide"
 
 
 def _kl_limits(gate: ShiftGate, pair: Sequence[Comparison]) -> list[Outcome]:
