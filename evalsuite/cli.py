@@ -489,7 +489,12 @@ def gate(args: argparse.Namespace) -> int:
     if policy is None:
         raise ConfigError(f"{run.path}: the run declares no gates; pass --policy FILE")
     models = {m.name: m.baseline for m in run.config.models}
-    gates.check_references(policy, models, {r.task: list(r.metrics) for r in run.results.results})
+    gates.check_references(
+        policy,
+        models,
+        {r.task: list(r.metrics) for r in run.results.results},
+        noise_floors={m.name for m in run.config.models if m.noise_floor},
+    )
     gated = gates.apply_policy(policy, run.results, run.config)  # comparisons at the policy's margins
     assert gated.gates is not None
     write_outputs(replace(run, results=gated))

@@ -141,7 +141,12 @@ def plan(config: RunConfig, cache_dir: Path, note: Callable[[str], None] = lambd
             units = [probe_config.label] if probe_config.kind in TASKLESS_KINDS else []
             units += [f"{probe_config.label}/{task}" for task in probe_config.tasks]
             metric_names |= dict.fromkeys(units, probe_metrics(probe_config))
-        gates.check_references(config.gates, {m.name: m.baseline for m in config.models}, metric_names)
+        gates.check_references(
+            config.gates,
+            {m.name: m.baseline for m in config.models},
+            metric_names,
+            noise_floors={m.name for m in config.models if m.noise_floor},
+        )
     probes = plan_probes(config, catalog, cache, note)
     return Plan(in_comparison_order(config), prepared, cache, probes)
 

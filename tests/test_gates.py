@@ -676,3 +676,21 @@ def test_a_run_marks_its_noise_floor_and_gates_on_it(
         del c["noise_floor"]  # a results.json written before the field: loads, with no noise floor
     assert not any(c.noise_floor for c in Results.model_validate(old).comparisons)
     capsys.readouterr()
+
+
+def test_a_within_noise_gate_without_a_noise_floor_fails_before_running(
+    data_dir: Path, stories: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {
+        "run": {"output_dir": str(tmp_path / "out"), "data_dir": str(data_dir)},
+        "models": [
+            {"name": "base", "path": str(stories)},
+            {"name": "v", "variant_of": "base", "dtype": "bfloat16"},
+        ],
+        "tasks": ["quickstart_mc"],
+        "gates": {"rules": [{"kind": "shift", "within_noise": True}]},
+    }
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert cli.main(["run", str(tmp_path / "model.yaml")]) == 2
+    assert "noise_floor: true" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before any model loaded or anything was written
