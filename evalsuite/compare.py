@@ -81,6 +81,8 @@ class Plan:
     policies: Mapping[str, TaskPolicy]
     settings: StatsSettings
     token_shift: Mapping[tuple[str, str], TokenKL] = field(default_factory=dict)
+    # MoE pairs: routing agreement per (task, document) of the prompts it was measured on
+    routing: Mapping[tuple[str, str], Mapping[tuple[str, int], float]] = field(default_factory=dict)
     gates: GatePolicy | None = None  # a non-inferiority gate's margin is the margin of what it judges
     noise_floor: frozenset[str] = frozenset()  # models marked noise_floor: their comparisons say so
 
@@ -256,7 +258,13 @@ def compare_pair(
         non_inferiority=NonInferiorityResult(**vars(decided), source=policy.margin_source),
         equivalence=EquivalenceResult(**vars(equivalence)) if equivalence else None,
         power=power,
-        shift=_shift(base_records, variant_records, keys, plan.token_shift.get((baseline, variant))),
+        shift=_shift(
+            base_records,
+            variant_records,
+            keys,
+            plan.token_shift.get((baseline, variant)),
+            _routing(plan.routing.get((baseline, variant)), task, table is not None, x, y, keys),
+        ),
     )
 
 
@@ -319,6 +327,7 @@ def _shift(
     variant: Mapping[tuple[int, str], SampleRecord],
     keys: Sequence[tuple[int, str]],
     token: TokenKL | None,
+    routing: dict[str, float | int | None] | None = None,
 ) -> ShiftResult | None:
     pairs = [(base[k].choices, variant[k].choices) for k in keys]
     choices = [(b, v) for b, v in pairs if b and v]
@@ -340,7 +349,32 @@ def _shift(
                 "token_kl_p99": None if np.isnan(token.p99) else token.p99,
             }
         )
-    return shift if (choices or token) else None
+    if routing is not None:
+        shift = shift.model_copy(update=routing)
+    return shift if (choices or token or routing) else None
+
+
+def _routing(
+    agreement: Mapping[tuple[str, int], float] | None,
+    task: str,
+    binary: bool,
+    base: Sequence[float],
+    variant: Sequence[float],
+    keys: Sequence[tuple[int, str]],
+) -> dict[str, float | int | None] | None:
+    """Routing agreement over every measured prompt, and over the prompts of this task's items whose
+    binary score flipped between the two models (the link between moved routing and moved answers)."""
+    if not agreement:
+        return None
+    flipped_docs = (
+        {doc for (doc, _), b, v in zip(keys, base, variant, strict=True) if b != v} if binary else set()
+    )
+    flipped = [value for (t, doc), value in agreement.items() if t == task and doc in flipped_docs]
+    return {
+        "routing_agreement": float(np.mean(list(agreement.values()))),
+        "routing_agreement_flipped": float(np.mean(flipped)) if flipped else None,
+        "routing_items": len(agreement),
+    }
 
 
 def adjust_family(comparisons: list[Comparison], settings: StatsSettings) -> list[Comparison]:
@@ -390,6 +424,7 @@ class Merged:
     results: list[TaskResult]
     samples: list[SampleRecord]
     token_shift: dict[tuple[str, str], TokenKL]
+    routing: dict[tuple[str, str], dict[tuple[str, int], float]] = field(default_factory=dict)
 
 
 def merge_runs(runs: Sequence[RunDir]) -> Merged:
@@ -401,6 +436,7 @@ def merge_runs(runs: Sequence[RunDir]) -> Merged:
     if len({run.name for run in runs}) < len(runs):
         raise DataError("two of the runs have the same name; compare runs with distinct names")
     models, results, samples, shift = [], [], [], {}
+    routing: dict[tuple[str, str], dict[tuple[str, int], float]] = {}
     for run in runs:
         config = run.config
 
@@ -414,9 +450,10 @@ def merge_runs(runs: Sequence[RunDir]) -> Merged:
         results += [r.model_copy(update={"model": rename(r.model)}) for r in run.results.results]
         samples += [s.model_copy(update={"model": rename(s.model)}) for s in run.samples]
         shift.update({(str(rename(b)), str(rename(v))): value for (b, v), value in run.token_shift.items()})
+        routing.update({(str(rename(b)), str(rename(v))): value for (b, v), value in run.routing.items()})
     first = runs[0].config
     merged = first.model_copy(update={"models": tuple(models)})
-    return Merged(merged, results, samples, shift)
+    return Merged(merged, results, samples, shift, routing)
 
 
 def parse_pair(text: str, names: Sequence[str]) -> tuple[str, str]:
@@ -446,6 +483,6 @@ def compare_runs(
     extra_pairs = [parse_pair(text, names) for text in pair_texts]
     plan = plan_for(config, merged.results, source)
     pairs = tuple(dict.fromkeys([*plan.pairs, *extra_pairs]))
-    plan = replace(plan, pairs=pairs, token_shift=merged.token_shift)
+    plan = replace(plan, pairs=pairs, token_shift=merged.token_shift, routing=merged.routing)
     comparisons, skipped = build_comparisons(plan, merged.results, merged.samples, config.run.seed)
     return merged.results, comparisons, skipped

@@ -186,6 +186,11 @@ class ShiftResult(_Record):
     token_kl_tail_mass: float | None = None
     tokens: int = 0
     token_kl_p99: float | None = None  # 99th percentile of the per-token KL
+    # MoE pairs: the share of (token, layer) places of the measured prompts routed to the same experts,
+    # over all of them and over the prompts of this task's items that flipped (None: none flipped)
+    routing_agreement: float | None = None
+    routing_agreement_flipped: float | None = None
+    routing_items: int = 0
 
 
 class Comparison(_Record):

@@ -101,6 +101,16 @@ class RunDir:
         return out
 
     @property
+    def routing(self) -> dict[tuple[str, str], dict[tuple[str, int], float]]:
+        """MoE pairs: routing agreement per (task, document) of the prompts it was measured on."""
+        pairs = self.manifest.get("token_shift", {}).get("routing", {})
+        out = {}
+        for key, items in pairs.items():
+            base, _, variant = key.partition(" -> ")
+            out[(base, variant)] = {(str(task), int(doc)): float(value) for task, doc, value in items}
+        return out
+
+    @property
     def edits(self) -> tuple[str, ...]:
         """Every change made after the run and accepted with --accept-edits, for the reader to see."""
         notes = []
@@ -335,6 +345,7 @@ def check_records(run: RunDir) -> None:
     _check_edits(manifest.get("edits"), where)
     try:
         run.token_shift  # noqa: B018  (read only to check it can be)
+        run.routing  # noqa: B018
     except (AttributeError, KeyError, TypeError, ValueError):
         raise DataError(f"{where}: token_shift: not the table the run wrote") from None
     units = {**tasks, **probes}

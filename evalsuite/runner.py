@@ -209,7 +209,8 @@ def execute(
     pairs = comparison_pairs(
         {m.name: m.baseline for m in config.models}, [m.name for m in config.models], config.stats.all_pairs
     )
-    shift = TokenShift(pairs, shift_texts(plan.tasks, config.stats.kl_samples), config.stats)
+    prompts = shift_texts(plan.tasks, config.stats.kl_samples)
+    shift = TokenShift(pairs, [text for text, _ in prompts], config.stats, [item for _, item in prompts])
     store = Store(plan.cache_dir) if config.run.answer_cache else None
     context = LoadContext(plan.cache_dir, config.run.seed, progress.note, store, dict(secrets or {}))
     for model_config in config.models:
@@ -234,7 +235,7 @@ def execute(
     if store is not None:
         store.close()
     comparison_plan = plan_for(config, results)
-    comparison_plan = replace(comparison_plan, token_shift=shift.measured)
+    comparison_plan = replace(comparison_plan, token_shift=shift.measured, routing=shift.routing)
     comparisons, skipped = build_comparisons(comparison_plan, results, samples, config.run.seed)
     manifest["models"] = models
     manifest["tasks"] = {
@@ -348,17 +349,18 @@ def answers_note(name: str, engine: Engine) -> str:
     return note
 
 
-def shift_texts(tasks: Sequence[PreparedTask], count: int) -> list[str]:
-    """The first ``count`` distinct prompts of the run, in task and document order."""
-    texts: list[str] = []
+def shift_texts(tasks: Sequence[PreparedTask], count: int) -> list[tuple[str, tuple[str, int]]]:
+    """The first ``count`` distinct prompts of the run, in task and document order, each with the
+    (task, document) it is first the prompt of."""
+    texts: dict[str, tuple[str, int]] = {}
     for prepared in tasks:
         for instance in prepared.instances:
             text = instance.args[0]
             if isinstance(text, str) and text.strip() and text not in texts:
-                texts.append(text)
+                texts[text] = (prepared.spec.name, int(instance.doc_id))
                 if len(texts) == count:
-                    return texts
-    return texts
+                    return list(texts.items())
+    return list(texts.items())
 
 
 def in_comparison_order(config: RunConfig) -> RunConfig:

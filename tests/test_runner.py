@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from evalsuite import cli
-from evalsuite.records import read_samples
+from evalsuite.records import Results, read_samples
 
 TASKS = [
     {"name": "quickstart_mc", "limit": 6},  # multiple choice
@@ -156,3 +156,49 @@ def test_same_config_and_seed_give_byte_identical_samples(
     assert [line for line in zoo if b'"model": "llama",' in line] == [
         line for line in mine if b'"model": "llama",' in line
     ]
+
+
+def test_moe_variants_record_routing_agreement_with_their_base(
+    tiny_model: Callable[[str], Path], data_dir: Path, tmp_path: Path
+) -> None:
+    """Per prompt, the share of (token, layer) places routed to the same experts as the base: exactly 1
+    for the same weights at another batch size (each prompt is routed alone), below 1 once bfloat16
+    rounding moves router logits; and the same over the prompts of the items that flipped."""
+    mixtral = str(tiny_model("mixtral"))
+    models = [
+        {"name": "base", "path": mixtral, "batch_size": 4},
+        {"name": "b1", "variant_of": "base", "batch_size": 1, "noise_floor": True},
+        {"name": "bf16", "variant_of": "base", "dtype": "bfloat16"},
+    ]
+    config = {
+        "run": {
+            "name": "moe",
+            "output_dir": "out",
+            "data_dir": str(data_dir),
+            "seed": 7,
+            "cache_dir": "cache",
+        },
+        "models": models,
+        "tasks": [{"name": "quickstart_mc", "limit": 12}],
+        "stats": {"kl_samples": 12, "kl_max_tokens": 32},
+    }
+    path = tmp_path / "moe.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert cli.main(["run", str(path)]) == 0
+    run_dir = tmp_path / "out" / "moe"
+    results = Results.model_validate_json((run_dir / "results.json").read_text())
+    shift = {c.variant: c.shift for c in results.comparisons}
+    assert shift["b1"] is not None and shift["bf16"] is not None
+    assert shift["b1"].routing_agreement == 1.0 and shift["b1"].routing_items == 12
+    assert shift["bf16"].routing_agreement is not None and 0.0 < shift["bf16"].routing_agreement < 1.0
+    # the manifest keeps it per prompt, with the (task, document) each prompt belongs to
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    per_prompt = manifest["token_shift"]["routing"]["base -> bf16"]
+    assert [(task, doc) for task, doc, _ in per_prompt] == [("quickstart_mc", d) for d in range(12)]
+    assert sum(value for _, _, value in per_prompt) / 12 == pytest.approx(shift["bf16"].routing_agreement)
+    flips = next(c for c in results.comparisons if c.variant == "bf16").discordant
+    assert flips is not None
+    if flips.baseline_only + flips.variant_only:  # the flipped items' prompts, when any flipped
+        assert shift["bf16"].routing_agreement_flipped is not None
+    else:
+        assert shift["bf16"].routing_agreement_flipped is None

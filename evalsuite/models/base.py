@@ -143,6 +143,17 @@ class TokenDistributions(Protocol):
         ...
 
 
+@runtime_checkable
+class ExpertRouting(Protocol):
+    """MoE backends that can show which experts each token is routed to (for routing agreement between
+    a model and its variant)."""
+
+    def expert_choices(self, texts: Sequence[str], max_tokens: int) -> list[NDArray[np.int64]]:
+        """Per text: (tokens, layers, k) the experts each of the first tokens is routed to at each MoE
+        layer, sorted within a token and layer; (0, 0, 0) for a model without routers."""
+        ...
+
+
 BackendFactory = Callable[[ModelConfig, LoadContext], Backend]
 BACKENDS: Registry[BackendFactory] = Registry("backend")
 

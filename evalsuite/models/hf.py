@@ -390,6 +390,26 @@ class HFBackend(TokenizerRules, Backend, TemplateLM):  # type: ignore[misc]
             out.extend(F.log_softmax(logits[i, : len(row)].float(), dim=-1) for i, row in enumerate(rows))
         return out
 
+    # -- MoE routing (ExpertRouting) -------------------------------------------------------------
+    @torch.inference_mode()
+    def expert_choices(self, texts: Sequence[str], max_tokens: int) -> list[NDArray[np.int64]]:
+        """Per text, one at a time (no padding enters a router): the top-k experts of each token at each
+        MoE layer, from the router logits the gates' forward hooks capture, sorted."""
+        k = self.info.experts_per_token
+        if not self.routing.gates or not k:
+            return [np.zeros((0, 0, 0), dtype=np.int64) for _ in texts]
+        out = []
+        for text in texts:
+            ids = self.tok_encode(text)[: min(max_tokens, self.max_length)]
+            with self.routing.capture() as router_logits:
+                self.model(input_ids=torch.tensor([ids], device=self.torch_device))
+            layers = [
+                logits.float().reshape(len(ids), -1).topk(k, dim=-1).indices.sort(dim=-1).values
+                for logits in router_logits
+            ]
+            out.append(torch.stack(layers, dim=1).cpu().numpy().astype(np.int64))
+        return out
+
     # -- evalsuite's additions --------------------------------------------------------------------
     def describe(self) -> ModelInfo:
         return self.info

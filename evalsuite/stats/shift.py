@@ -45,6 +45,16 @@ def choice_shift(
     return float(np.mean(kls)), float(np.mean(agree)), len(kls)
 
 
+def routing_agreement(base: ArrayLike, variant: ArrayLike) -> float:
+    """The share of (token, layer) places where two MoE models route a token to the same set of experts,
+    from (tokens, layers, k) expert ids sorted within each place; NaN when there is nothing to compare
+    (shapes differ: other tokenizers, layers or k)."""
+    b, v = np.asarray(base), np.asarray(variant)
+    if b.shape != v.shape or b.ndim != 3 or b.shape[0] * b.shape[1] == 0:
+        return float("nan")
+    return float(np.all(b == v, axis=-1).mean())
+
+
 def with_tail(top_logprobs: ArrayLike) -> NDArray[np.float64]:
     """Append log(1 - sum p) to each row of top-k log-probabilities (clipped at a tiny mass)."""
     top = np.asarray(top_logprobs, dtype=np.float64)

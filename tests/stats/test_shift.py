@@ -10,7 +10,7 @@ import pytest
 from numpy.typing import NDArray
 from scipy import stats
 
-from evalsuite.stats.shift import choice_shift, kl_divergence, token_kl, with_tail
+from evalsuite.stats.shift import choice_shift, kl_divergence, routing_agreement, token_kl, with_tail
 
 Array = NDArray[np.float64]
 
@@ -108,3 +108,15 @@ def test_choice_shift_by_hand() -> None:
 def test_choice_shift_of_nothing() -> None:
     kl, agreement, questions = choice_shift([], [])
     assert (math.isnan(kl), math.isnan(agreement), questions) == (True, True, 0)
+
+
+def test_routing_agreement_counts_places_with_the_same_expert_set() -> None:
+    # 2 tokens x 2 layers x top-2, sorted within each place
+    base = np.array([[[0, 3], [1, 2]], [[2, 3], [0, 1]]])
+    same = base.copy()
+    one_moved = base.copy()
+    one_moved[1, 0] = [1, 3]  # token 1, layer 0: one of its two experts changed
+    assert routing_agreement(base, same) == 1.0
+    assert routing_agreement(base, one_moved) == 0.75  # 3 of 4 places unchanged
+    assert math.isnan(routing_agreement(base, base[:1]))  # other token counts: not comparable
+    assert math.isnan(routing_agreement(np.zeros((0, 0, 0)), np.zeros((0, 0, 0))))
