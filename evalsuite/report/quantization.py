@@ -154,6 +154,10 @@ class Row:
     values: tuple[float | None, ...]  # per column: this model's value of the task's metric
     within_noise: bool | None = None  # None: not judged (the baseline, a noise floor, or none to judge by)
     judged_on: tuple[str, ...] = ()  # what the noise-floor judgement compared
+    # MoE pairs: share of (token, layer) places routed as the baseline routes them, over the measured
+    # prompts and over the prompts of items that flipped (ShiftResult.routing_agreement*)
+    routing_agreement: float | None = None
+    routing_agreement_flipped: float | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,11 @@ class BaselineTable:
     rows: tuple[Row, ...]  # the baseline, its noise floor, then the variants by bits per weight
     noise: NoiseBand | None  # None: no noise-floor model for this baseline
     hint: str = ""  # how to add a noise floor, when there is none
+
+    @property
+    def has_routing(self) -> bool:
+        """Whether any variant here is an MoE whose routing agreement was measured (a column then)."""
+        return any(row.routing_agreement is not None for row in self.rows)
 
 
 @dataclass(frozen=True)
@@ -276,6 +285,9 @@ def _row(
             )
         )
     kl, p99 = rule.pair_kl(pair)
+    routed = next(
+        (c.shift for c in pair if c.shift is not None and c.shift.routing_agreement is not None), None
+    )
     return Row(
         model=model,
         role=role,
@@ -288,6 +300,8 @@ def _row(
         token_kl_p99=p99,
         cells=tuple(cells),
         values=values,
+        routing_agreement=finite(routed.routing_agreement) if routed else None,
+        routing_agreement_flipped=finite(routed.routing_agreement_flipped) if routed else None,
     )
 
 

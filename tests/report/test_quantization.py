@@ -7,6 +7,7 @@ word perplexity. Every expected value below is written out by hand from the numb
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -401,3 +402,21 @@ def test_panel_in_a_real_browser(browser: Any, quant_run: Path) -> None:
     }
     assert errors(log + browser.get_log("browser")) == []
     screenshot(browser, "quantization", "quantization-panel.png")
+
+
+def test_moe_routing_agreement_gets_a_column_only_where_measured(tmp_path: Path) -> None:
+    plain = (write_quant_run(tmp_path / "plain") / "report.html").read_text(encoding="utf-8")
+    assert "routing agreement" not in plain  # no MoE pair: no column
+    run = write_quant_run(tmp_path / "moe")
+    document = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    for c in document["comparisons"]:
+        if c["variant"] == "q4":
+            c["shift"].update(routing_agreement=0.875, routing_agreement_flipped=0.5, routing_items=16)
+    write_json(run / "results.json", document)
+    (run / "report.html").write_text(render_report(load_run(run)), encoding="utf-8")
+    rows = {row.model: row for row in table(run).rows}
+    assert (rows["q4"].routing_agreement, rows["q4"].routing_agreement_flipped) == (0.875, 0.5)
+    assert rows["q8"].routing_agreement is None
+    tree = html.fromstring((run / "report.html").read_text(encoding="utf-8"))
+    cells_ = [" ".join(td.text_content().split()) for td in tree.find_class("q-routing")]
+    assert cells_ == ["—", "—", "—", "0.875 (0.500)"]  # baseline, noise floor, q8, q4 (by bits)
