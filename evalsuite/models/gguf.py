@@ -15,17 +15,15 @@ type (Q4_K to Q5_0, Q6_K to Q8_0, ...). :func:`describe_file` reports the types 
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from evalsuite.errors import BackendError
 from evalsuite.files import file_mode
+from evalsuite.logs import quiet_logger
 from evalsuite.store import Store
 
 # llama.cpp ftype names for the levels config.GGUF_LEVELS lists
@@ -60,7 +58,7 @@ def quantized_file(source: Path, level: str, digest: str, cache_dir: Path, threa
     params.allow_requantize = True  # the source may itself be quantized: dequantized first, as above
     params.nthread = threads or 0  # 0: every core
     try:
-        with _quiet():
+        with quiet_logger("llama-cpp-python"):  # it routes llama.cpp's progress lines there
             status = llama_cpp.llama_model_quantize(
                 str(source).encode(), str(staging).encode(), ctypes.byref(params)
             )
@@ -71,19 +69,6 @@ def quantized_file(source: Path, level: str, digest: str, cache_dir: Path, threa
     finally:
         staging.unlink(missing_ok=True)
     return target
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Keep llama.cpp's progress lines out of the terminal: llama-cpp-python routes them to its logger,
-    and prints those at or above the logger's level."""
-    logger = logging.getLogger("llama-cpp-python")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from evalsuite.models.base import (
     Telemetry,
 )
 from evalsuite.models.telemetry import Meter, RouterCapture, RoutingMeter
-from evalsuite.models.tokens import TokenizerRules, TokenRequest, rolling_loglikelihoods
+from evalsuite.models.tokens import RollingByTokens, TokenizerRules, TokenRequest
 
 SSM_TYPES = ("mamba", "mamba2", "falcon_mamba")
 HYBRID_TYPES = ("jamba", "zamba", "zamba2", "bamba", "granitemoehybrid")
@@ -59,7 +59,7 @@ PLAIN_HEAD = (
 )
 
 
-class HFBackend(TokenizerRules, Backend, TemplateLM):  # type: ignore[misc]
+class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: ignore[misc]
     """A loaded transformers model. Build it with :func:`load`."""
 
     def __init__(
@@ -263,17 +263,6 @@ class HFBackend(TokenizerRules, Backend, TemplateLM):  # type: ignore[misc]
         if self.meter.routing is not None and router_logits:
             self.meter.routing.add(router_logits, real)
         return logits  # type: ignore[no-any-return]
-
-    def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
-        """Perplexity-style scoring with lm-eval's disjoint rolling windows; the windows of every
-        document are scored together, so short documents share rows and batches."""
-        return rolling_loglikelihoods(
-            [str(r.args[0]) for r in requests],
-            self.tok_encode,
-            self.prefix_token_id,
-            self.max_length,
-            self._loglikelihood_tokens,
-        )
 
     # -- generation -------------------------------------------------------------------------------
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:

@@ -55,7 +55,7 @@ from evalsuite.models.base import (
     sampling_extras,
 )
 from evalsuite.models.telemetry import Meter
-from evalsuite.models.tokens import TokenRequest, rolling_loglikelihoods
+from evalsuite.models.tokens import RollingByTokens, TokenRequest
 
 SCORING_VERSION = 1  # raise when a change here alters answers beyond float noise: old cache entries retire
 # llama.cpp names for the sampling settings lm-eval tasks use (base.SAMPLING_EXTRAS)
@@ -69,7 +69,7 @@ EXTRAS = {
 MOE_KEYS = ("expert_count", "expert_used_count")
 
 
-class LlamaCppBackend(Backend, TemplateLM):  # type: ignore[misc]  # lm-eval's TemplateLM is untyped
+class LlamaCppBackend(RollingByTokens, Backend, TemplateLM):  # type: ignore[misc]  # lm-eval's TemplateLM is untyped
     """A GGUF file loaded by llama.cpp. Build it with :func:`load`."""
 
     def __init__(self, config: ModelConfig, llama: Any, info: ModelInfo, seed: int) -> None:
@@ -189,15 +189,6 @@ class LlamaCppBackend(Backend, TemplateLM):  # type: ignore[misc]  # lm-eval's T
                     pointer = llama_cpp.llama_get_logits_ith(ctx, i)
                     logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).astype(np.float32)
                     self._rows[position] = log_softmax(logits)
-
-    def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
-        return rolling_loglikelihoods(
-            [str(r.args[0]) for r in requests],
-            self.tok_encode,
-            self.prefix_token_id,
-            self.max_length,
-            self._loglikelihood_tokens,
-        )
 
     # -- generation -------------------------------------------------------------------------------
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:

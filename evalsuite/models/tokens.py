@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from lm_eval.api.instance import Instance
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
 from evalsuite.config import ModelConfig
@@ -34,6 +35,24 @@ def rolling_loglikelihoods(
     for owner, (value, _) in zip(owners, score(windows), strict=True):
         totals[owner] += value
     return totals
+
+
+class RollingByTokens:
+    """``loglikelihood_rolling`` for backends that score token ids (``_loglikelihood_tokens``) and encode
+    text with lm-eval's rules (``tok_encode``, ``prefix_token_id``) within ``max_length``."""
+
+    max_length: int
+
+    def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
+        """Perplexity-style scoring with lm-eval's disjoint rolling windows; the windows of every
+        document are scored together, so short documents share rows and batches."""
+        return rolling_loglikelihoods(
+            [str(r.args[0]) for r in requests],
+            self.tok_encode,  # type: ignore[attr-defined]  # from the backend's tokenizer rules
+            self.prefix_token_id,  # type: ignore[attr-defined]
+            self.max_length,
+            self._loglikelihood_tokens,  # type: ignore[attr-defined]
+        )
 
 
 class TokenizerRules:

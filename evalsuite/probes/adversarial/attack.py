@@ -19,10 +19,8 @@ A sample the model already gets wrong is skipped, as textattack does; success ra
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ import numpy as np
 from evalsuite.config import ProbeConfig
 from evalsuite.engine import Engine
 from evalsuite.errors import ConfigError
+from evalsuite.logs import quiet_logger
 from evalsuite.probes.adversarial.textattack_env import load_textattack, seeded_global_rngs
 from evalsuite.probes.base import ProbeUnit, Sample, Variant, check_task, clean, rewrite, text_fields
 from evalsuite.probes.metrics import Settings, metric, normal_interval, pdr_interval, summary, task_result
@@ -181,7 +180,8 @@ def build_attack(textattack: Any, config: ProbeConfig, classifier: EngineClassif
     overlap = textattack.constraints.overlap
     search = textattack.search_methods
     wrapper = _wrapper(textattack, classifier)
-    with quiet_textattack():  # it warns that it cannot tell whether a wrapped model is a classifier
+    # textattack warns that it cannot tell whether a wrapped model is a classifier
+    with quiet_logger("textattack.shared.utils.install"):
         goal = textattack.goal_functions.UntargetedClassification(wrapper, query_budget=config.query_budget)
     stop = Stopwords()
     inner = {"skip_first_char": True, "skip_last_char": True}
@@ -263,14 +263,3 @@ def changed_words(original: Any, perturbed: Any) -> int:
         return len(original.all_words_diff(perturbed))
     new = perturbed.words
     return sum(1 for i, j in enumerate(mapping) if j < 0 or new[j] != original.words[i])
-
-
-@contextmanager
-def quiet_textattack() -> Iterator[None]:
-    logger = logging.getLogger("textattack.shared.utils.install")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
