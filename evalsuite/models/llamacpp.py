@@ -131,6 +131,9 @@ class LlamaCppBackend(RollingByTokens, Backend, TemplateLM):  # type: ignore[mis
             chosen = [float(row[target]) for row, target in zip(rows, targets, strict=True)]
             greedy = all(int(row.argmax()) == target for row, target in zip(rows, targets, strict=True))
             results[index] = (sum(chosen), greedy)
+            # keep only the row the next answer to the same context needs: a row is a vocabulary of
+            # floats, and rolling windows would otherwise keep one per position (GBs for long contexts)
+            self._rows = {first: self._rows[first]}
         return results
 
     def _logprob_rows(self, tokens: list[int], wanted: Sequence[int]) -> list[NDArray[np.float32]]:
@@ -143,8 +146,6 @@ class LlamaCppBackend(RollingByTokens, Backend, TemplateLM):  # type: ignore[mis
         missing = [p for p in wanted if p < keep and p not in self._rows]
         if missing:
             keep = min(missing)
-        if keep == len(tokens) and wanted and max(wanted) >= keep:
-            keep -= 1  # a position's row is computed by feeding its token
         if len(tokens) - keep == 1 and keep > 0:
             keep -= 1  # never one token alone: see _chunks
         self._truncate(keep)
@@ -272,6 +273,7 @@ class LlamaCppBackend(RollingByTokens, Backend, TemplateLM):  # type: ignore[mis
         for text in texts:
             tokens = self.tok_encode(text)[: min(max_tokens, self.max_length)]
             out.append(np.stack(self._logprob_rows(tokens, range(len(tokens)))))
+            self._rows.clear()
         return out
 
     # -- description ------------------------------------------------------------------------------

@@ -136,6 +136,7 @@ def test_rolling_log_likelihood_follows_lm_evals_windows(reference: Any, max_len
     loaded = llamacpp.load(smollm2(max_length=max_length), LoadContext(cache_dir(), seed=0))
     try:
         (value,) = loaded.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (TEXT,), 0)])
+        assert len(loaded._rows) == 1  # not a vocabulary-wide row per position kept after scoring
     finally:
         loaded.close()
     ids = [BOS, *encode(reference, TEXT)]  # add_bos_token: true, as lm-eval's tok_encode gives it
