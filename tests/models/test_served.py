@@ -217,7 +217,7 @@ def test_in_process_llama_cpp_answers_as_its_server_does(data_dir: Path, tmp_pat
             "llamacpp": {"threads": 1},
             "generation": {"max_new_tokens": 16},
         }
-        tasks = [{"name": "quickstart_mc", "limit": 10}, {"name": "quickstart_qa", "limit": 8}]
+        tasks = [{"name": "quickstart_mc", "limit": 6}, {"name": "quickstart_qa", "limit": 4}]
         models = by_model(run(tmp_path, "same-engine", [local, served(quantized.base_url)], data_dir, tasks))
     finally:
         quantized.stop()
