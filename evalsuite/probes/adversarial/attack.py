@@ -171,58 +171,88 @@ class EngineClassifier:
         return np.array(rows)
 
 
-def build_attack(textattack: Any, config: ProbeConfig, classifier: EngineClassifier) -> Any:
-    """The recipe's textattack ``Attack`` around ``classifier``, with the probe's query budget."""
-    from evalsuite.probes.adversarial._textattack_glue import FileFreeHomoglyphSwap, Stopwords
+# What a recipe is made of, given textattack and the stop-word constraint: (transformation, constraints,
+# search method); the goal (flip the classifier's answer within the query budget) is the same for all.
+Parts = tuple[Any, list[Any], Any]
+INNER = {"skip_first_char": True, "skip_last_char": True}  # keep a word's first and last letters
+
+
+def deepwordbug(textattack: Any, stop: Any) -> Parts:
+    """Gao, Lanchantin, Soffa and Qi, "Black-box Generation of Adversarial Text Sequences to Evade Deep
+    Learning Classifiers", IEEE S&P Workshops 2018 (textattack's ``DeepWordBugGao2018``): character swap,
+    substitution, deletion and insertion in the words that matter most, within an edit distance of 30."""
+    t, pre = textattack.transformations, textattack.constraints.pre_transformation
+    transformation = t.CompositeTransformation(
+        [
+            t.WordSwapNeighboringCharacterSwap(),
+            t.WordSwapRandomCharacterSubstitution(),
+            t.WordSwapRandomCharacterDeletion(),
+            t.WordSwapRandomCharacterInsertion(),
+        ]
+    )
+    constraints = [pre.RepeatModification(), stop, textattack.constraints.overlap.LevenshteinEditDistance(30)]
+    return transformation, constraints, textattack.search_methods.GreedyWordSwapWIR()
+
+
+def pruthi(textattack: Any, stop: Any) -> Parts:
+    """Pruthi, Dhingra and Lipton, "Combating Adversarial Misspellings with Robust Word Recognition", ACL
+    2019 (textattack's ``Pruthi2019``): one inner-letter swap, deletion, insertion or keyboard typo in one
+    word of four letters or more."""
+    t, pre = textattack.transformations, textattack.constraints.pre_transformation
+    transformation = t.CompositeTransformation(
+        [
+            t.WordSwapNeighboringCharacterSwap(random_one=False, **INNER),
+            t.WordSwapRandomCharacterDeletion(random_one=False, **INNER),
+            t.WordSwapRandomCharacterInsertion(random_one=False, **INNER),
+            t.WordSwapQWERTY(random_one=False, **INNER),
+        ]
+    )
+    constraints = [
+        pre.MinWordLength(min_length=4),
+        stop,
+        textattack.constraints.overlap.MaxWordsPerturbed(max_num_words=1),
+        pre.RepeatModification(),
+    ]
+    return transformation, constraints, textattack.search_methods.GreedySearch()
+
+
+def textbugger(textattack: Any, stop: Any) -> Parts:
+    """Li, Ji, Du, Li and Wang, "TextBugger: Generating Adversarial Text Against Real-world
+    Applications", NDSS 2019 (textattack's ``TextBuggerLi2018``), its character bugs only: space
+    insertion, deletion, swap and homoglyphs. The embedding-swap bug and the sentence-encoder constraint
+    need downloads and are left out (docs/probes.md)."""
+    from evalsuite.probes.adversarial._textattack_glue import FileFreeHomoglyphSwap
 
     t = textattack.transformations
-    pre = textattack.constraints.pre_transformation
-    overlap = textattack.constraints.overlap
-    search = textattack.search_methods
+    transformation = t.CompositeTransformation(
+        [
+            t.WordSwapRandomCharacterInsertion(random_one=True, letters_to_insert=" ", **INNER),
+            t.WordSwapRandomCharacterDeletion(random_one=True, **INNER),
+            t.WordSwapNeighboringCharacterSwap(random_one=True, **INNER),
+            FileFreeHomoglyphSwap(),
+        ]
+    )
+    constraints = [textattack.constraints.pre_transformation.RepeatModification(), stop]
+    return transformation, constraints, textattack.search_methods.GreedyWordSwapWIR(wir_method="delete")
+
+
+RECIPES: dict[str, Callable[[Any, Any], Parts]] = {
+    "deepwordbug": deepwordbug,
+    "pruthi": pruthi,
+    "textbugger": textbugger,
+}
+"""Every attack ``recipe:`` names, one builder per paper; config.AttackRecipe lists the same names."""
+
+
+def build_attack(textattack: Any, config: ProbeConfig, classifier: EngineClassifier) -> Any:
+    """The recipe's textattack ``Attack`` around ``classifier``, with the probe's query budget."""
+    from evalsuite.probes.adversarial._textattack_glue import Stopwords
+
     wrapper = _wrapper(textattack, classifier)
     # textattack warns that it cannot tell whether a wrapped model is a classifier
     with quiet_logger("textattack.shared.utils.install"):
         goal = textattack.goal_functions.UntargetedClassification(wrapper, query_budget=config.query_budget)
-    stop = Stopwords()
-    inner = {"skip_first_char": True, "skip_last_char": True}
-    if config.recipe == "deepwordbug":
-        transformation = t.CompositeTransformation(
-            [
-                t.WordSwapNeighboringCharacterSwap(),
-                t.WordSwapRandomCharacterSubstitution(),
-                t.WordSwapRandomCharacterDeletion(),
-                t.WordSwapRandomCharacterInsertion(),
-            ]
-        )
-        constraints = [pre.RepeatModification(), stop, overlap.LevenshteinEditDistance(30)]
-        method = search.GreedyWordSwapWIR()
-    elif config.recipe == "pruthi":
-        transformation = t.CompositeTransformation(
-            [
-                t.WordSwapNeighboringCharacterSwap(random_one=False, **inner),
-                t.WordSwapRandomCharacterDeletion(random_one=False, **inner),
-                t.WordSwapRandomCharacterInsertion(random_one=False, **inner),
-                t.WordSwapQWERTY(random_one=False, **inner),
-            ]
-        )
-        constraints = [
-            pre.MinWordLength(min_length=4),
-            stop,
-            overlap.MaxWordsPerturbed(max_num_words=1),
-            pre.RepeatModification(),
-        ]
-        method = search.GreedySearch()
-    else:
-        transformation = t.CompositeTransformation(
-            [
-                t.WordSwapRandomCharacterInsertion(random_one=True, letters_to_insert=" ", **inner),
-                t.WordSwapRandomCharacterDeletion(random_one=True, **inner),
-                t.WordSwapNeighboringCharacterSwap(random_one=True, **inner),
-                FileFreeHomoglyphSwap(),
-            ]
-        )
-        constraints = [pre.RepeatModification(), stop]
-        method = search.GreedyWordSwapWIR(wir_method="delete")
+    transformation, constraints, method = RECIPES[config.recipe](textattack, Stopwords())
     return textattack.Attack(goal, constraints, transformation, method)
 
 

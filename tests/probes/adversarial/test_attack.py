@@ -4,6 +4,7 @@ recipe, and a budget of one query), the real tiny model, and an attack on a gene
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -279,3 +280,14 @@ def test_an_attack_on_a_generation_task_is_a_config_error(
     err = " ".join(capsys.readouterr().err.split())
     assert "attacks need a multiple-choice task" in err and "'gsm8k_local' is not one" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_every_recipe_the_config_accepts_has_one_builder_citing_its_paper() -> None:
+    from typing import get_args
+
+    from evalsuite.config import AttackRecipe
+    from evalsuite.probes.adversarial.attack import RECIPES
+
+    assert sorted(RECIPES) == sorted(get_args(AttackRecipe))
+    for name, builder in RECIPES.items():
+        assert builder.__doc__ is not None and re.search(r"\b20\d\d\b", builder.__doc__), name
