@@ -163,8 +163,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="validate and build all requests, run nothing")
 
 
-def quiet_libraries() -> None:
-    """Keep the terminal for evalsuite's own progress: libraries log warnings, not chatter."""
+RECORD_COMMANDS = ("report", "gate", "compare")  # work from a run's records: no model library is imported
+
+
+def quiet_libraries(model_libraries: bool = True) -> None:
+    """Keep the terminal for evalsuite's own progress: libraries log warnings, not chatter. The model
+    libraries' own switches are set only for commands that load them (importing them costs seconds)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's own tqdm bars; evalsuite shows rich bars
     loggers = (
@@ -186,6 +190,8 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if not model_libraries:
+        return
     import datasets
     import transformers
 
@@ -211,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """Run one command; every failure becomes its exit code and one line."""
     try:
-        quiet_libraries()
+        quiet_libraries(model_libraries=args.command not in RECORD_COMMANDS)
         warnings.simplefilter("always", DeprecatedKey)  # old config spellings: a note each, shown by main
         if args.command == "tasks":
             return list_tasks(args.task_dir)
@@ -434,9 +440,9 @@ def shown_metrics(result: TaskResult) -> dict[str, MetricResult]:
 def compare(args: argparse.Namespace) -> int:
     from evalsuite.compare import compare_runs
     from evalsuite.config import StatsSettings
+    from evalsuite.outputs import write_outputs
     from evalsuite.records import Results, write_json
     from evalsuite.rundir import open_run
-    from evalsuite.runner import write_outputs
 
     runs = [open_run(path.resolve(), args.accept_edits) for path in args.runs]
     for run in runs:
@@ -480,8 +486,8 @@ def compare(args: argparse.Namespace) -> int:
 
 def gate(args: argparse.Namespace) -> int:
     from evalsuite import gates
+    from evalsuite.outputs import write_outputs
     from evalsuite.rundir import open_run
-    from evalsuite.runner import write_outputs
 
     run = open_run(args.run_dir.resolve(), args.accept_edits)
     _note_edits(run.path, run.edits)
@@ -503,8 +509,8 @@ def gate(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
+    from evalsuite.outputs import write_outputs
     from evalsuite.rundir import open_run
-    from evalsuite.runner import write_outputs
 
     run = open_run(args.run_dir.resolve(), args.accept_edits)
     _note_edits(run.path, run.edits)

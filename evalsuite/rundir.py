@@ -171,7 +171,7 @@ def open_run(path: Path, accept_edits: bool = False) -> RunDir:
     """Read a run directory and check it is what evalsuite wrote (see the module's docstring).
 
     A changed file is a DataError unless ``accept_edits``; then the changes ride along in ``accepted``
-    for :func:`evalsuite.runner.write_outputs` to record. Records that disagree with the manifest or
+    for :func:`evalsuite.outputs.write_outputs` to record. Records that disagree with the manifest or
     results.json are a DataError either way."""
     run = load_run(path)
     changes = changed_files(path, run.manifest)

@@ -30,6 +30,7 @@ from evalsuite.models import BACKENDS, LoadContext
 from evalsuite.models.base import PREFLIGHT
 from evalsuite.models.lazy import LazyBackend, open_backend
 from evalsuite.models.telemetry import merge as telemetry_merge
+from evalsuite.outputs import write_outputs
 from evalsuite.probes import Probe, ProbeUnit, Settings, Variant, probe_for, probe_metrics
 from evalsuite.probes import samples as probe_samples
 from evalsuite.records import (
@@ -37,12 +38,9 @@ from evalsuite.records import (
     Results,
     SampleRecord,
     TaskResult,
-    write_atomic,
-    write_json,
     write_samples,
 )
-from evalsuite.report import render_report, summary_markdown
-from evalsuite.rundir import RunDir, SealedWrite, file_digest
+from evalsuite.rundir import RunDir
 from evalsuite.store import Store
 from evalsuite.tasks import PreparedTask, TaskCatalog, aggregate, build_task, score_task, task_dirs
 from evalsuite.tasks.evaluate import Summary
@@ -400,33 +398,6 @@ def write_run_dir(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def write_outputs(run: RunDir, *, as_run: bool = False) -> None:
-    """What is derived from the records: results.json, report.html, summary.md, junit.xml (with gates),
-    sealed by checksums.sha256 (see evalsuite/rundir.py). Changes accepted with --accept-edits are
-    recorded in the manifest first, so the report and summary show them. ``as_run``: the run itself
-    writes, and its manifest keeps the digests of samples.jsonl and results.json as the run wrote them."""
-    edited = bool(run.accepted)
-    run = run.with_edits_recorded()
-    results = run.results
-    data = results.model_dump(mode="json", by_alias=True)
-    verdict = results.gates
-    with SealedWrite(run.path) as files:
-        files.stage("results.json", lambda path: write_json(path, data))
-        files.stage("report.html", lambda path: write_atomic(path, render_report(run)))
-        files.stage("summary.md", lambda path: write_atomic(path, summary_markdown(results, run.edits)))
-        if verdict is not None:
-            files.stage("junit.xml", lambda path: write_atomic(path, gates.junit_xml(verdict, results.run)))
-        if as_run or edited:
-            manifest = run.manifest
-            if as_run:  # what decisions rest on; the views' digests (they hold times) are in the checksums
-                digests = {
-                    "samples.jsonl": file_digest(run.path / "samples.jsonl"),
-                    "results.json": files.staged["results.json"],
-                }
-                manifest = {**manifest, "files": digests}
-            files.stage("manifest.json", lambda path: write_json(path, manifest))
 
 
 def seed_everything(seed: int) -> None:

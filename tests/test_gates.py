@@ -271,8 +271,8 @@ def test_regating_moves_each_comparison_to_the_margin_of_the_new_policy(
 ) -> None:
     from dataclasses import replace
 
+    from evalsuite.outputs import write_outputs
     from evalsuite.rundir import load_run
-    from evalsuite.runner import write_outputs
 
     run = load_run(finished)
     before = run.results.comparisons
