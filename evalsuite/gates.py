@@ -264,7 +264,8 @@ def _threshold(label: str, gate: ThresholdGate, results: Sequence[TaskResult]) -
     return checks
 
 
-def _non_inferiority(label: str, gate: NonInferiorityGate, comparisons: Sequence[Comparison]) -> list[Check]:
+def _named_in(label: str, gate: NonInferiorityGate | ShiftGate, comparisons: Sequence[Comparison]) -> None:
+    """Every task and variant a gate names has a comparison (a finished run re-gated with a new policy)."""
     tasks, variants = {c.task for c in comparisons}, {c.variant for c in comparisons}
     for task in gate.tasks or ():
         if task not in tasks:
@@ -274,6 +275,10 @@ def _non_inferiority(label: str, gate: NonInferiorityGate, comparisons: Sequence
             raise ConfigError(
                 f"{label}: no comparison with variant {variant!r}{did_you_mean(variant, variants)}"
             )
+
+
+def _non_inferiority(label: str, gate: NonInferiorityGate, comparisons: Sequence[Comparison]) -> list[Check]:
+    _named_in(label, gate, comparisons)
     chosen = [c for c in comparisons if covers(gate, c.task, c.variant)]
     if not chosen:
         raise ConfigError(f"{label}: the run has no comparisons (declare a baseline for a model)")
@@ -321,15 +326,7 @@ Outcome = tuple[Status, str]  # one criterion of a shift check: its status and w
 
 def _shift(label: str, gate: ShiftGate, comparisons: Sequence[Comparison]) -> list[Check]:
     """One check per (variant, task) for flips, one per (baseline, variant) pair for token KL."""
-    tasks, variants = {c.task for c in comparisons}, {c.variant for c in comparisons}
-    for task in gate.tasks or ():
-        if task not in tasks:
-            raise ConfigError(f"{label}: no comparison on task {task!r}{did_you_mean(task, tasks)}")
-    for variant in gate.variants or ():
-        if variant not in variants:
-            raise ConfigError(
-                f"{label}: no comparison with variant {variant!r}{did_you_mean(variant, variants)}"
-            )
+    _named_in(label, gate, comparisons)
     chosen = [
         c
         for c in comparisons
