@@ -33,8 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT_BYTES = 64 * 1024 * 1024
 # What gpu_check.py imports beyond the image: lm-eval (HFLM, Instance, TemplateLM) and the dependencies
-# of evalsuite that its config, engine and hf backend import. Not textattack, nltk, gguf or the quantizers.
-ROOTS = ("lm-eval", "pydantic", "tenacity", "httpx", "psutil", "rich", "jinja2", "pyyaml", "accelerate")
+# of evalsuite that its config, engine and hf backend import; torchao for the GPU-marked quantization tests
+# (benchmarks/gpu_run.sh). Not textattack, gguf, bitsandbytes (its CUDA wheel alone is over the limit) or
+# the other quantizers.
+ROOTS = (
+    "lm-eval", "pydantic", "tenacity", "httpx", "psutil", "rich", "jinja2", "pyyaml", "accelerate",
+    "torchao",
+)  # fmt: skip
 # The GPU machine's image (its package list); their own dependencies are there too.
 IMAGE = {
     "absl-py", "accelerate", "aiohttp", "aiosignal", "annotated-doc", "anyio", "attrs", "certifi",
@@ -64,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(specs)} distributions to fetch, plus evalsuite's wheel (dry run: nothing fetched)")
         return 0
     args.dest.mkdir(parents=True, exist_ok=True)
+    # Stale wheels would travel too, and two versions of one distribution stop the install there.
+    stale = args.dest.glob("evalsuite-*.whl") if args.evalsuite_only else args.dest.glob("*.whl")
+    for old in stale:
+        old.unlink()
     build_own_wheel(args.dest)
     for spec in specs:
         fetch(spec, args.dest)

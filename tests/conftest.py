@@ -74,6 +74,9 @@ def _tiny_configs() -> dict[str, object]:
     attention = {"num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512}
     return {
         "llama": LlamaConfig(**common, **attention, intermediate_size=128),
+        # torchao's CUDA int4 kernel (tinygemm) pads every layer's input width to a multiple of 1024:
+        # at 64 wide an int4 model takes 3.4x the memory of bf16, so memory tests need this width.
+        "llama-wide": LlamaConfig(**{**common, "hidden_size": 1024}, **attention, intermediate_size=2048),
         "mixtral": MixtralConfig(
             **common, **attention, intermediate_size=96, num_local_experts=4, num_experts_per_tok=2
         ),

@@ -100,6 +100,34 @@ def test_agreement_flags_a_real_disagreement(gpu_check: ModuleType) -> None:
     assert checks["m: agreement_share_prefix_vs_one_request argmax"] is True
 
 
+def test_half_precision_is_held_to_its_error_against_float32(gpu_check: ModuleType, tmp_path: Path) -> None:
+    """In bf16 the per-token tolerance is reported, not checked; each side's error against a float32 run
+    of the same weights is. lm-eval takes the log-softmax of bf16 logits and evalsuite of float32 ones, so
+    lm-eval's error is the larger (about 35x at tiny sizes)."""
+    out = tmp_path / "bf16.json"
+    code = gpu_check.main(
+        ["--tiny", "--device", "cpu", "--dtype", "bfloat16", "--models", "llama-1b", "--skip-oom",
+         "--out", str(out)]
+    )  # fmt: skip
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert code == 0, report["checks"]
+    error = report["models"]["llama-1b"]["error_vs_float32"]
+    assert error["requests"] == report["settings"]["requests"]
+    for side in SIDES:
+        assert 0 < error[side]["mean_abs_error"] <= error[side]["max_abs_error"]
+    assert error["evalsuite"]["mean_abs_error"] * 5 < error["lm_eval"]["mean_abs_error"]
+    checks = report["checks"]
+    assert checks["llama-1b: evalsuite no less accurate than lm-eval (vs float32)"]
+    assert not any("within tolerance" in name for name in checks), checks
+
+
+def test_no_less_accurate_allows_rounding_noise_only(gpu_check: ModuleType) -> None:
+    error = {"a": {"mean_abs_error": 0.0105}, "b": {"mean_abs_error": 0.01}, "c": {"mean_abs_error": 0.02}}
+    assert gpu_check.no_less_accurate(error, "a", "b")  # 0.0105 <= 1.1 * 0.01 + 0.001
+    assert not gpu_check.no_less_accurate(error, "c", "b")  # 0.02 > 0.012
+    assert gpu_check.no_less_accurate(error, "b", "c")
+
+
 def test_bundle_dry_run_lists_what_the_image_lacks(capsys: pytest.CaptureFixture[str]) -> None:
     bundle = load("gpu_bundle")
     assert bundle.main(["--dry-run"]) == 0

@@ -270,13 +270,17 @@ def test_torchao_gpu_quantizers_are_smaller_and_close(
     if quantization == "torchao-float8" and torch.cuda.get_device_capability() < (8, 9):
         pytest.skip("float8 needs compute capability 8.9+")
     settings = {"device": "cuda", "dtype": "bfloat16"}
-    base = load(tiny_model("llama"), tmp_path, **settings)
-    variant = load(tiny_model("llama"), tmp_path, quantization=quantization, **settings)
+    base = load(tiny_model("llama-wide"), tmp_path, **settings)
+    variant = load(tiny_model("llama-wide"), tmp_path, quantization=quantization, **settings)
     assert variant.describe().weight_memory_bytes < base.describe().weight_memory_bytes
-    tolerance = 0.5 if "int4" in quantization else 0.2
-    for (a, _), (b, _) in zip(
+    # Per continuation token. Measured on an H200 (2026-12-04): at most 0.10 (int4, groups of 64) and
+    # 0.03 (float8) nats per token on this model; the bounds leave twice that.
+    tolerance = 0.2 if "int4" in quantization else 0.06
+    for pair, (a, _), (b, _) in zip(
+        PAIRS,
         base.loglikelihood(ll_requests(), disable_tqdm=True),
         variant.loglikelihood(ll_requests(), disable_tqdm=True),
         strict=True,
     ):
-        assert b == pytest.approx(a, abs=tolerance)
+        tokens = len(variant._encode_pair(*pair)[1])
+        assert abs(b - a) / tokens <= tolerance, (pair, a, b, tokens)
