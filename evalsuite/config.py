@@ -22,23 +22,23 @@ import copy
 import re
 import warnings
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar, Union
 
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from evalsuite.errors import ConfigError, did_you_mean
+from evalsuite.probes.registry import ProbeConfigBase
+from evalsuite.schema import NAME_PATTERN, StrictModel
 
 Dtype = Literal["float32", "float16", "bfloat16", "auto"]
 # GGUF levels llama.cpp's quantizer makes without an importance matrix (backend llamacpp): the named file
@@ -60,63 +60,6 @@ QUANTIZATIONS = (
 )
 Quantization = str  # one of QUANTIZATIONS, checked by ModelConfig
 DEPRECATED_QUANTIZATIONS = {"torch-int8-dynamic": "torchao-int8-weight-only"}
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-
-
-class StrictModel(BaseModel):
-    """Frozen, and unknown keys are an error with a "did you mean" hint.
-
-    Numbers are finite, a boolean is no number (YAML reads ``yes``, ``no``, ``on`` and ``off`` as
-    booleans, which pydantic would take as 1 and 0), and no text holds a NUL byte (no path can, and
-    nothing else needs one)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_unknown_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            known = set(cls.model_fields)
-            for key in data:
-                if key not in known and isinstance(key, bool):
-                    quote = "YAML reads a bare on, off, yes or no as a boolean: quote the key"
-                    raise ValueError(f"unknown key {key!r} ({quote})")
-                if key not in known:
-                    raise ValueError(f"unknown key {key!r}{did_you_mean(str(key), known)}")
-        return data
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _plain_values(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.field_name is None:
-            return value
-        annotation = cls.model_fields[info.field_name].annotation
-        if isinstance(value, bool):
-            kinds = _kinds(annotation)
-            if bool not in kinds and (int in kinds or float in kinds):
-                number = "a number" if float in kinds else "an integer"
-                raise ValueError(f"should be {number}, not a boolean (got {value!r})")
-        texts = [kind for kind in _kinds(annotation, items=True) if kind in (str, Path)]
-        if texts and _holds_nul(value):  # the operating system takes none (Python would raise deep inside)
-            what = "a path" if Path in texts else "text"
-            raise ValueError(f"{what} cannot hold a NUL byte (got {value!r})")
-        return value
-
-
-def _kinds(annotation: Any, items: bool = False) -> list[Any]:
-    """The plain types an annotation admits, through unions and Annotated (and with ``items``, the
-    types of a tuple's items). A list: an Annotated type with a dict in its metadata is unhashable."""
-    if get_origin(annotation) is Annotated:
-        return _kinds(get_args(annotation)[0], items)
-    if get_origin(annotation) in (Union, UnionType) or (items and get_origin(annotation) is tuple):
-        return [kind for arg in get_args(annotation) if arg is not ... for kind in _kinds(arg, items)]
-    return [annotation]
-
-
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\0" in value
-    return isinstance(value, list | tuple) and any(_holds_nul(item) for item in value)
 
 
 class GenerationSettings(StrictModel):
@@ -278,93 +221,39 @@ class TaskConfig(StrictModel):
         return {"name": data} if isinstance(data, str) else data
 
 
-PerturbationKind = Literal[
-    "char_swap",  # character level: neighbour swap, QWERTY typo, deletion, insertion, homoglyph, invisible
-    "typo",
-    "char_delete",
-    "char_insert",
-    "homoglyph",
-    "invisible",
-    "contraction",  # word level: contraction/expansion, number change, deletion, WordNet synonym
-    "number",
-    "word_delete",
-    "synonym",
-    "helm",  # HELM's mix: lowercase, contractions, misspellings, extra spaces
-    "tautology",  # distractors and injection appended to or placed inside the context
-    "irrelevant",
-    "misleading",
-    "injection",
-]
-PERTURBATION_KINDS: tuple[str, ...] = PerturbationKind.__args__  # type: ignore[attr-defined]
-HallucinationKind = Literal[
-    "fabricated",  # questions about entities that do not exist, with matched real controls
-    "unanswerable",  # SQuAD 2.0: abstain on unanswerable questions, answer the others
-    "halueval",  # HaluEval QA: judge whether an answer is hallucinated
-    "self_consistency",  # sampled answers, semantic entropy, AUROC of uncertainty for errors
-    "calibration",  # multiple-choice confidence: ECE, Brier, reliability
-    "faithfulness",  # counterfactual passages: does the answer follow the passage
-]
-HALLUCINATION_KINDS: tuple[str, ...] = HallucinationKind.__args__  # type: ignore[attr-defined]
-TASKLESS_KINDS = ("fabricated", "unanswerable", "halueval", "faithfulness")  # they bring their own data
-ProbeKind = Literal[PerturbationKind, "option_order", "prompt_format", "attack", HallucinationKind]
-AttackRecipe = Literal["deepwordbug", "pruthi", "textbugger"]
-
-# Which probe kinds read which keys; any other kind-specific key is a config error.
-PROBE_KEYS: dict[str, tuple[str, ...]] = {
-    "severity": PERTURBATION_KINDS,
-    "seeds": PERTURBATION_KINDS,
-    "choices": PERTURBATION_KINDS,
-    "fields": (*PERTURBATION_KINDS, "attack"),
-    "formats": ("prompt_format",),
-    "recipe": ("attack",),
-    "query_budget": ("attack",),
-    "samples": ("self_consistency",),
-    "temperature": ("self_consistency",),
-    "embedding": ("self_consistency", "fabricated", "unanswerable"),
-    "max_tokens": ("fabricated", "unanswerable", "halueval", "faithfulness"),
-}
+def _probe_kind(data: Any) -> Any:
+    return data.get("kind") if isinstance(data, dict) else getattr(data, "kind", None)
 
 
-class ProbeConfig(StrictModel):
-    """A robustness probe applied to one or more tasks; docs/probes.md describes every kind."""
+def _probe_config_union() -> Any:
+    """The discriminated union of every registered probe kind's Config, tagged by kind name."""
+    from evalsuite.probes.registry import kinds
 
-    kind: ProbeKind
-    name: str | None = Field(None, pattern=NAME_PATTERN)  # default: the kind
-    tasks: tuple[str, ...] = ()  # required, except for the kinds that bring their own data
-    limit: int | None = Field(None, ge=1)  # samples per task; default: the task's limit in `tasks`
-    num_fewshot: int | None = Field(None, ge=0)  # default: the task's setting in `tasks`
-    severity: Literal["low", "medium", "high"] = "medium"
-    seeds: int = Field(3, ge=1, le=100)  # perturbed copies per sample
-    fields: tuple[str, ...] | None = None  # document fields to perturb; default: those in the prompt
-    choices: bool = False  # perturb the answer options too
-    formats: int = Field(8, ge=2, le=200)  # prompt formats sampled from the grammar
-    recipe: AttackRecipe = "deepwordbug"
-    query_budget: int = Field(200, ge=1)  # model queries per attacked sample
-    samples: int = Field(5, ge=2, le=100)  # sampled answers per question
-    temperature: float = Field(0.7, gt=0, le=2)
-    embedding: bool = True  # also use sentence embeddings (all-MiniLM-L6-v2) for abstention/clustering
-    max_tokens: int = Field(32, ge=1, le=1024)  # longest generated answer
+    registered = kinds()
+    members = tuple(Annotated[kind.config, Tag(kind.name)] for kind in registered)
+    tags: Any = tuple(kind.name for kind in registered)  # pydantic types an error's context loosely
+    return Annotated[
+        Union[members],  # noqa: UP007  (built at run time from the registry)
+        Discriminator(
+            _probe_kind,
+            custom_error_type="tag",  # worded by format_validation_error
+            custom_error_message="unknown probe kind",
+            custom_error_context={"key": "kind", "tags": tags},
+        ),
+    ]
 
-    @model_validator(mode="after")
-    def _tasks_of_kind(self) -> ProbeConfig:
-        if self.kind in TASKLESS_KINDS and self.tasks:
-            raise ValueError(f"kind {self.kind!r} brings its own data and takes no 'tasks'")
-        if self.kind not in TASKLESS_KINDS and not self.tasks:
-            raise ValueError(f"kind {self.kind!r} needs 'tasks': the tasks to probe")
-        return self
 
-    @model_validator(mode="after")
-    def _keys_of_kind(self) -> ProbeConfig:
-        for key, kinds in PROBE_KEYS.items():  # a key set away from its default on a kind that ignores it
-            default = ProbeConfig.model_fields[key].default
-            if getattr(self, key) != default and self.kind not in kinds:
-                readers = ", ".join(kinds) if len(kinds) < 3 else "the perturbation kinds"
-                raise ValueError(f"{key!r} does not apply to kind {self.kind!r} (only to {readers})")
-        return self
+# A probe entry: one kind's Config (evalsuite.probes.kinds), chosen by its `kind`.
+if TYPE_CHECKING:
+    ProbeConfig: TypeAlias = ProbeConfigBase
+else:
+    ProbeConfig = _probe_config_union()
+_PROBE_ENTRY: TypeAdapter[ProbeConfigBase] = TypeAdapter(ProbeConfig)
 
-    @property
-    def label(self) -> str:
-        return self.name or self.kind
+
+def probe_config(entry: dict[str, Any]) -> ProbeConfigBase:
+    """One ``probes:`` entry validated as its kind's Config (pydantic's ValidationError if it is not)."""
+    return _PROBE_ENTRY.validate_python(entry)
 
 
 class RunSettings(StrictModel):

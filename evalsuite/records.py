@@ -12,13 +12,14 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evalsuite.errors import DataError
 from evalsuite.files import file_mode
 
+M = TypeVar("M", bound=BaseModel)
 SAMPLE_SCHEMA = "evalsuite.sample/1"
 RESULTS_SCHEMA = "evalsuite.results/1"
 MANIFEST_SCHEMA = "evalsuite.manifest/1"
@@ -47,6 +48,16 @@ class ProbeDetail(_Record):
     answer: JSONValue = None  # the option index (in the original order) or the extracted answer
     score: float | None = None  # the sample's score under the probe's metric (1/0 for accuracy)
     details: dict[str, JSONValue] = {}  # per kind: seed, rotation, format, attack status and queries
+
+    def details_as(self, model: type[M]) -> M:
+        """``details`` read through the kind's typed model (``Details`` in its module under
+        ``evalsuite.probes.kinds``); a record that does not fit it is a DataError naming the key."""
+        try:
+            return model.model_validate(self.details)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(map(str, first["loc"]))
+            raise DataError(f"probe {self.probe!r}: details.{where}: {first['msg']}") from None
 
 
 class SampleRecord(_Record):

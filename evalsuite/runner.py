@@ -20,7 +20,7 @@ import torch
 
 from evalsuite import environment, gates
 from evalsuite.compare import build_comparisons, comparison_pairs, plan_for
-from evalsuite.config import TASKLESS_KINDS, ModelConfig, RunConfig
+from evalsuite.config import ModelConfig, RunConfig
 from evalsuite.engine import Engine
 from evalsuite.engine.ranks import SINGLE, Ranks
 from evalsuite.engine.scheduler import AnswerCache
@@ -31,8 +31,10 @@ from evalsuite.models.base import PREFLIGHT
 from evalsuite.models.lazy import LazyBackend, open_backend
 from evalsuite.models.telemetry import merge as telemetry_merge
 from evalsuite.outputs import write_outputs
-from evalsuite.probes import Probe, ProbeUnit, Settings, Variant, probe_for, probe_metrics
-from evalsuite.probes import samples as probe_samples
+from evalsuite.probes.base import Probe, ProbeUnit, Variant
+from evalsuite.probes.base import samples as probe_samples
+from evalsuite.probes.metrics import Settings
+from evalsuite.probes.registry import probe_for, probe_kind
 from evalsuite.records import (
     MANIFEST_SCHEMA,
     Results,
@@ -136,9 +138,9 @@ def plan(config: RunConfig, cache_dir: Path, note: Callable[[str], None] = lambd
     if config.gates is not None:  # before probes are built: building some installs data in the cache
         metric_names = {p.spec.name: p.metric_names for p in prepared}
         for probe_config in config.probes:
-            units = [probe_config.label] if probe_config.kind in TASKLESS_KINDS else []
+            units = [probe_config.label] if probe_config.brings_own_data else []
             units += [f"{probe_config.label}/{task}" for task in probe_config.tasks]
-            metric_names |= dict.fromkeys(units, probe_metrics(probe_config))
+            metric_names |= dict.fromkeys(units, probe_kind(probe_config.kind).metrics)
         gates.check_references(
             config.gates,
             {m.name: m.baseline for m in config.models},
@@ -175,7 +177,7 @@ def plan_probes(
     planned = []
     for probe_config in config.probes:
         probe = probe_for(probe_config, cache_dir)
-        if probe_config.kind in TASKLESS_KINDS:
+        if probe_config.brings_own_data:
             unit = ProbeUnit(probe_config, None, config.run.seed, config.run.data_dir)
             note(f"preparing probe {unit.name}")
             planned.append(PlannedProbe(unit, probe, probe.prepare(unit, [])))

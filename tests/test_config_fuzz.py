@@ -42,7 +42,6 @@ from evalsuite.config import (
     LlamaCppSettings,
     ModelConfig,
     NonInferiorityGate,
-    ProbeConfig,
     RunConfig,
     RunSettings,
     ShiftGate,
@@ -51,6 +50,16 @@ from evalsuite.config import (
     ThresholdGate,
 )
 from evalsuite.errors import did_you_mean
+from evalsuite.probes.kinds.attack import AttackConfig
+from evalsuite.probes.kinds.calibration import CalibrationConfig
+from evalsuite.probes.kinds.fabricated import FabricatedConfig
+from evalsuite.probes.kinds.faithfulness import FaithfulnessConfig
+from evalsuite.probes.kinds.halueval import HaluEvalConfig
+from evalsuite.probes.kinds.option_order import OptionOrderConfig
+from evalsuite.probes.kinds.perturbation import PerturbationConfig
+from evalsuite.probes.kinds.prompt_format import PromptFormatConfig
+from evalsuite.probes.kinds.self_consistency import SelfConsistencyConfig
+from evalsuite.probes.kinds.unanswerable import UnanswerableConfig
 
 Key = str | int  # a step into a parsed YAML document: a mapping key or a list index
 
@@ -110,7 +119,24 @@ SEEDS: dict[type[BaseModel], dict[str, Any]] = {
     ),
     TaskConfig: extended(tasks=[{"name": TASK, "limit": 4}]),
     # a perturbation kind that needs no NLTK data (which others copy into the cache while planning)
-    ProbeConfig: extended(probes=[{"kind": "tautology", "tasks": [TASK], "limit": 4}]),
+    PerturbationConfig: extended(probes=[{"kind": "tautology", "tasks": [TASK], "limit": 4}]),
+    # option order needs a task that lists its options in the prompt
+    OptionOrderConfig: extended(probes=[{"kind": "option_order", "tasks": ["mmlu_local"], "limit": 4}]),
+    PromptFormatConfig: extended(probes=[{"kind": "prompt_format", "tasks": [TASK], "limit": 4}]),
+    # textattack needs NLTK data, installed in the cache while planning: a cache outside the case folder
+    AttackConfig: extended(
+        run={**BASE["run"], "cache_dir": str(Path(tempfile.gettempdir()) / "evalsuite-config-fuzz-cache")},
+        probes=[{"kind": "attack", "tasks": [TASK], "limit": 4}],
+    ),
+    CalibrationConfig: extended(probes=[{"kind": "calibration", "tasks": [TASK], "limit": 4}]),
+    SelfConsistencyConfig: extended(
+        probes=[{"kind": "self_consistency", "tasks": ["quickstart_qa"], "limit": 4, "embedding": False}]
+    ),
+    # the kinds that bring their own data; no embedding model to load
+    FabricatedConfig: extended(probes=[{"kind": "fabricated", "limit": 4, "embedding": False}]),
+    UnanswerableConfig: extended(probes=[{"kind": "unanswerable", "limit": 4, "embedding": False}]),
+    HaluEvalConfig: extended(probes=[{"kind": "halueval", "limit": 4}]),
+    FaithfulnessConfig: extended(probes=[{"kind": "faithfulness", "limit": 4}]),
 }
 
 
@@ -208,12 +234,9 @@ def levels(
                 for member in alternatives(item):
                     if is_model(member):
                         kind = ""
-                        if key is not None:
-                            kind = "." + get_args(member.model_fields[key].annotation)[0]
+                        if key is not None:  # the tag the member's seed uses (a Literal may have several)
+                            kind = "." + str(place(SEEDS[member], (*path, name, 0))[key])
                         yield from levels(member, (*path, name, 0), f"{here}[0]{kind}", key, f"{here}[0]")
-
-
-LEVELS = list(levels())
 
 
 def place(config: dict[str, Any], path: tuple[Key, ...]) -> Any:
@@ -221,6 +244,9 @@ def place(config: dict[str, Any], path: tuple[Key, ...]) -> Any:
     for key in path:
         node = node[key]
     return node
+
+
+LEVELS = list(levels())
 
 
 def with_value(level: Level, field: str, value: Any) -> dict[str, Any]:
@@ -597,17 +623,17 @@ SPECIFIC = [
     Case(
         "probe-key-of-another-kind",
         doc(RUN, MODELS, TASKS, f"probes: [{{kind: typo, tasks: [{TASK}], formats: 4}}]"),
-        "probes[0]: 'formats' does not apply to kind 'typo'",
+        "probes[0].typo: 'formats' does not apply to kind 'typo'",
     ),
     Case(
         "probe-without-tasks",
         doc(RUN, MODELS, TASKS, "probes: [{kind: typo}]"),
-        "probes[0]: kind 'typo' needs 'tasks'",
+        "probes[0].typo: kind 'typo' needs 'tasks'",
     ),
     Case(
         "taskless-probe-with-tasks",
         doc(RUN, MODELS, TASKS, f"probes: [{{kind: fabricated, tasks: [{TASK}]}}]"),
-        "probes[0]: kind 'fabricated' brings its own data and takes no 'tasks'",
+        "probes[0].fabricated: kind 'fabricated' brings its own data and takes no 'tasks'",
     ),
     Case(
         "probe-kind-misspelled",

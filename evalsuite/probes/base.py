@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lm_eval.api.instance import Instance
 
-from evalsuite.config import ProbeConfig
 from evalsuite.errors import ConfigError, DataError, did_you_mean
+from evalsuite.probes.registry import ProbeConfigBase
 from evalsuite.tasks import PreparedTask
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ Doc = dict[str, Any]
 class ProbeUnit:
     """One probe applied to one task, or a probe that brings its own data (``task`` None)."""
 
-    config: ProbeConfig
+    config: ProbeConfigBase  # its kind's Config (the probe keeps its own typed reference)
     task: PreparedTask | None
     seed: int  # the run's seed
     data_dir: Path | None = None  # where probes that bring their own data read it
@@ -154,10 +154,10 @@ def check_task(unit: ProbeUnit, sample: Sample) -> None:
         raise DataError(f"task {unit.task_name!r}: the sample's text is not part of its prompt")
 
 
-def text_fields(unit: ProbeUnit, sample: Sample) -> tuple[str, ...]:
+def text_fields(unit: ProbeUnit, sample: Sample, named: tuple[str, ...] | None = None) -> tuple[str, ...]:
     """The document fields a perturbation changes: those named in the config, else every string field
     whose value appears in the sample's text (minus the answer, and minus fields inside another one)."""
-    doc, named = sample.doc, unit.config.fields
+    doc = sample.doc
     label, task = unit.config.label, unit.task_name
     if named is not None:
         for name in named:
@@ -268,12 +268,10 @@ def clean(unit: ProbeUnit, sample: Sample) -> Variant:
 
 
 class Probe(Protocol):
-    """A probe kind. ``prepare`` runs at planning time (no model); ``run`` and ``summarize`` per model.
+    """A probe. ``prepare`` runs at planning time (no model); ``run`` and ``summarize`` per model. Its
+    kind (:mod:`evalsuite.probes.kinds`) declares what ``summarize`` reports; an ``adaptive`` probe
+    decides its requests while it runs and reports progress per sample."""
 
-    ``metrics`` names what ``summarize`` reports (gates are checked against it before the run);
-    an ``adaptive`` probe decides its requests while it runs and reports progress per sample."""
-
-    metrics: tuple[str, ...]
     adaptive: bool
 
     def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]: ...

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from evalsuite.config import PROBE_KEYS
 from evalsuite.probes.base import ProbeUnit
 from evalsuite.probes.scoring import metric_of
 from evalsuite.records import (
@@ -42,9 +41,6 @@ from evalsuite.stats.paired import discordance, mcnemar_exact
 from evalsuite.tasks.evaluate import metric_result
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
-
-
-PAIRED_METRICS = ("pdr", "clean", "perturbed", "drop", "flip_rate", "worst_case", "changed")
 
 
 @dataclass(frozen=True)
@@ -221,7 +217,7 @@ def task_result(
 
 def summary(unit: ProbeUnit, samples: int, **extra: Any) -> ProbeSummary:
     config = unit.config
-    settings = {key: getattr(config, key) for key, kinds in PROBE_KEYS.items() if config.kind in kinds}
+    settings = config.settings()
     return ProbeSummary(
         probe=config.label,
         kind=config.kind,

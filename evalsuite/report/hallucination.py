@@ -14,84 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from evalsuite.probes.registry import kinds
 from evalsuite.records import MetricResult, ReliabilityBin, TaskResult
-from evalsuite.report.probe_tables import Family, family_tables, probe_units
+from evalsuite.report.probe_tables import family_tables, probe_units
 from evalsuite.report.render import Section, add_section, clean
 from evalsuite.report.worst_cases import worst_cases
 from evalsuite.rundir import RunDir
-
-# kind -> metric -> (column heading, what it means), in the table's order; one name may differ by kind
-METRICS = {
-    "fabricated": {
-        "hallucination_rate": (
-            "hallucination rate",
-            "made-up entities answered without abstaining; lower is better",
-        ),
-        "abstention_rate": ("abstention", "made-up entities the model abstained on"),
-        "control_accuracy": (
-            "control accuracy",
-            "questions about real entities answered with an accepted answer",
-        ),
-        "control_abstention_rate": (
-            "control abstention",
-            "real-entity questions abstained on; lower is better",
-        ),
-    },
-    "unanswerable": {
-        "abstention_f1": ("abstention F1", "F1 of abstaining as a detector of unanswerable questions"),
-        "abstention_precision": ("abstention precision", "abstentions that were on unanswerable questions"),
-        "abstention_recall": ("abstention recall", "unanswerable questions the model abstained on"),
-        "exact_match": ("exact match", "answerable questions answered exactly (an abstention scores 0)"),
-        "f1": ("F1", "token F1 of the answers to answerable questions (SQuAD normalisation)"),
-        "false_abstention_rate": ("false abstention", "answerable questions abstained on; lower is better"),
-    },
-    "halueval": {
-        "accuracy": ("accuracy", "right judgements over all items; an unparseable reply counts as wrong"),
-        "accuracy_parsed": ("accuracy (parsed)", "right judgements over the replies with a Yes or No"),
-        "unparseable_rate": ("unparseable", "replies with neither Yes nor No; lower is better"),
-        "hallucinated_recall": ("hallucinated recall", "hallucinated answers judged hallucinated"),
-        "right_answer_accuracy": ("right-answer accuracy", "right answers judged not hallucinated"),
-    },
-    "self_consistency": {
-        "auroc_semantic_entropy": (
-            "AUROC (semantic entropy)",
-            "how well semantic entropy predicts a wrong greedy answer; 0.5 is chance",
-        ),
-        "auroc_disagreement": (
-            "AUROC (disagreement)",
-            "how well disagreement with the greedy answer predicts a wrong one; 0.5 is chance",
-        ),
-        "accuracy": ("accuracy", "greedy answers right by the task's metric"),
-        "semantic_entropy": (
-            "semantic entropy",
-            "mean entropy (nats) of the sampled answers' meaning clusters",
-        ),
-    },
-    "calibration": {
-        "ece": ("ECE", "expected calibration error over 10 confidence bins; lower is better"),
-        "brier": ("Brier", "multi-class Brier score; lower is better"),
-        "accuracy": ("accuracy", "questions whose most likely option is the gold one"),
-        "mean_confidence": ("mean confidence", "mean probability of the most likely option"),
-    },
-    "faithfulness": {
-        "faithfulness": ("faithfulness", "answers that follow the passage, all items"),
-        "counterfactual_faithfulness": (
-            "counterfactual faithfulness",
-            "answers that follow a passage contradicting common knowledge",
-        ),
-        "memory_rate": ("memory rate", "counterfactual items answered from memory; lower is better"),
-    },
-}
-
-TITLES = {
-    "fabricated": "Fabricated entities",
-    "unanswerable": "Unanswerable questions",
-    "halueval": "HaluEval QA judgements",
-    "self_consistency": "Self-consistency",
-    "calibration": "Calibration",
-    "faithfulness": "Faithfulness to context",
-}
-FAMILIES = tuple(Family(kind, title, tuple(METRICS[kind])) for kind, title in TITLES.items())  # a table each
 
 
 @dataclass
@@ -139,9 +67,9 @@ def hallucination(run: RunDir) -> Section | None:
     if not units:
         return None
     data = {
-        "tables": family_tables(units, FAMILIES, lambda kind: kind),  # a table per kind
-        "names": METRICS,
-        "diagrams": [reliability(r) for r in units if r.probe is not None and r.probe.kind == "calibration"],
+        "tables": family_tables(units, "hallucination"),  # a table per kind
+        "names": {kind.report.family.key: kind.report.labels for kind in kinds()},
+        "diagrams": [reliability(r) for r in units if r.probe is not None and r.probe.reliability],
         "worst": worst_cases(run.samples, units),
     }
     return Section("hallucination", "Hallucination", "hallucination", data)

@@ -1,28 +1,21 @@
 """What the probe sections share: which probe units each shows, and their metric tables.
 
-A probe unit is a result with ``probe`` set. The hallucination kinds
-(``evalsuite.config.HALLUCINATION_KINDS``) go to the hallucination section, every other kind to the
-robustness section; the main Results table shows neither. Each section groups its units into families,
-one table each, with a row per (unit, model) and the family's metrics in a fixed order (the
-``family_table`` macro of ``robustness.j2`` draws them).
+A probe unit is a result with ``probe`` set. Each probe kind names its section (robustness or
+hallucination) and its family, a table of the section (its ``report`` hooks in
+:mod:`evalsuite.probes.kinds`); the main Results table shows neither section's units. A table has a row per
+(unit, model) and the family's metrics in a fixed order (the ``family_table`` macro of ``robustness.j2``
+draws them). A kind this evalsuite does not know (a run of a later version) goes to the robustness section
+without a table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from evalsuite.config import HALLUCINATION_KINDS
+from evalsuite.probes.registry import PROBE_KINDS, Family, families, load_kinds
 from evalsuite.records import MetricResult, ProbeSummary, TaskResult
 from evalsuite.rundir import RunDir
-
-
-@dataclass(frozen=True)
-class Family:
-    key: str
-    title: str
-    metrics: tuple[str, ...]
-    mcnemar: bool = False  # a column for the exact McNemar test of clean against perturbed
 
 
 @dataclass(frozen=True)
@@ -34,25 +27,25 @@ class Row:
     outcomes: list[tuple[str, str]]  # attacks: how many samples ended in success, failed, skipped ...
 
 
+def section_of(kind: str) -> str:
+    load_kinds()
+    return PROBE_KINDS.get(kind).report.section if kind in PROBE_KINDS else "robustness"
+
+
 def probe_units(run: RunDir, *, hallucination: bool) -> list[TaskResult]:
     """The run's hallucination probe units, or (``hallucination=False``) its other probe units."""
-    return [
-        r
-        for r in run.results.results
-        if r.probe is not None and (r.probe.kind in HALLUCINATION_KINDS) == hallucination
-    ]
+    section = "hallucination" if hallucination else "robustness"
+    return [r for r in run.results.results if r.probe is not None and section_of(r.probe.kind) == section]
 
 
-def family_tables(
-    units: Sequence[TaskResult], families: Sequence[Family], family_of: Callable[[str], str]
-) -> list[tuple[Family, list[Row]]]:
-    """``(family, rows)`` for every family with a unit, in the families' order; ``family_of`` maps a kind."""
+def family_tables(units: Sequence[TaskResult], section: str) -> list[tuple[Family, list[Row]]]:
+    """``(family, rows)`` for every family of the section with a unit, in the section's order."""
     tables = []
-    for family in families:
+    for family, kinds in families(section):
         rows = [
             Row(r.task, r.model, r.probe, [r.metrics.get(m) for m in family.metrics], _outcomes(r.probe))
             for r in units
-            if r.probe is not None and family_of(r.probe.kind) == family.key
+            if r.probe is not None and r.probe.kind in kinds
         ]
         if rows:
             tables.append((family, rows))

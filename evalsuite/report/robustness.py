@@ -23,9 +23,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from evalsuite.probes.registry import kinds
 from evalsuite.records import TaskResult
 from evalsuite.report.examples import probe_examples
-from evalsuite.report.probe_tables import Family, family_tables, probe_units
+from evalsuite.report.probe_tables import family_tables, probe_units
 from evalsuite.report.render import Section, add_section, clean, pack, ticks
 from evalsuite.rundir import RunDir
 
@@ -53,24 +54,6 @@ METRICS = {
     "queries": ("queries", "mean model queries per attacked sample"),
     "perturbed_word_share": ("words changed", "mean share of words changed by a successful attack"),
 }
-
-
-FAMILIES = (
-    Family("perturbations", "Perturbations", PAIRED, True),
-    Family("option_order", "Option order", (*PAIRED, "rstd", "consistency"), True),
-    Family("prompt_format", "Prompt format", ("spread", "mean", "best", "worst"), False),
-    Family(
-        "attack",
-        "Adaptive attacks",
-        ("attack_success_rate", "clean", "perturbed", "pdr", "queries", "perturbed_word_share"),
-        False,
-    ),
-)
-
-
-def family_of(kind: str) -> str:
-    """The table a probe kind goes to; every kind not named is a perturbation."""
-    return kind if kind in ("option_order", "prompt_format", "attack") else "perturbations"
 
 
 @dataclass(frozen=True)
@@ -134,13 +117,13 @@ def robustness(run: RunDir) -> Section | None:
     units = probe_units(run, hallucination=False)
     if not units:
         return None
-    tables = family_tables(units, FAMILIES, family_of)
+    tables = family_tables(units, "robustness")
     names = list(dict.fromkeys(r.task for r in units))
     examples = probe_examples(run.samples, names)
     data = {
         "tables": tables,
         "chart": pdr_chart(units),
-        "names": METRICS,
+        "names": labels(),
         "payload": pack(examples) if examples["examples"] else "",
         "examples": len(examples["examples"]),
     }
@@ -148,3 +131,12 @@ def robustness(run: RunDir) -> Section | None:
 
 
 add_section(robustness)
+
+
+def labels() -> dict[str, tuple[str, str]]:
+    """Every robustness column's heading and meaning: the shared ones here, and what the kinds add."""
+    out = dict(METRICS)
+    for kind in kinds():
+        if kind.report.section == "robustness":
+            out.update(kind.report.labels)
+    return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.probes.adversarial.perturbations import Perturber, build_perturber
+from evalsuite.probes.adversarial.perturbers import Perturber, build_perturber
 
 
 @pytest.fixture(scope="session")

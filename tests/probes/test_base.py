@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.config import ProbeConfig
+from evalsuite.config import probe_config
 from evalsuite.errors import ConfigError
 from evalsuite.probes.base import (
     ProbeUnit,
@@ -30,7 +30,7 @@ def prepare(data_dir: Path, name: str, limit: int, shots: int | None) -> Prepare
 
 
 def unit_for(task: PreparedTask, kind: str = "typo", **keys: object) -> ProbeUnit:
-    config = ProbeConfig.model_validate({"kind": kind, "tasks": [task.spec.name], **keys})
+    config = probe_config({"kind": kind, "tasks": [task.spec.name], **keys})
     return ProbeUnit(config, task, SEED)
 
 
@@ -81,15 +81,15 @@ def test_text_fields_are_the_document_text_in_the_prompt(
 
 def test_named_fields_are_taken_as_given(tasks: dict[str, PreparedTask]) -> None:
     task = tasks["boolq_local"]
-    assert text_fields(unit_for(task, fields=["question"]), first(task)) == ("question",)
+    assert text_fields(unit_for(task), first(task), ("question",)) == ("question",)
 
 
 def test_a_missing_named_field_is_a_config_error_with_a_suggestion(tasks: dict[str, PreparedTask]) -> None:
     task = tasks["mmlu_local"]
     with pytest.raises(ConfigError, match=r"no text field 'questoin' \(did you mean 'question'\?\)"):
-        text_fields(unit_for(task, fields=["questoin"]), first(task))
+        text_fields(unit_for(task), first(task), ("questoin",))
     with pytest.raises(ConfigError, match="no text field 'answer'"):  # a field, but not text
-        text_fields(unit_for(task, fields=["answer"]), first(task))
+        text_fields(unit_for(task), first(task), ("answer",))
 
 
 @pytest.mark.parametrize("name", ["mmlu_local", "arc_challenge_local"])

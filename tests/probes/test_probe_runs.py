@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 from evalsuite import cli
-from evalsuite.probes.metrics import PAIRED_METRICS
 from evalsuite.records import read_samples
 from evalsuite.tasks import TaskCatalog, build_task, task_dirs
 from tests.conftest import STORIES
+
+PAIRED_METRICS = ("pdr", "clean", "perturbed", "drop", "flip_rate", "worst_case", "changed")
 
 LIMIT = 4
 FORMATS = 3

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from evalsuite.probes.registry import probe_kind
 from evalsuite.records import (
     ChoiceScore,
     JSONValue,
@@ -22,7 +23,6 @@ from evalsuite.records import (
     SampleRecord,
     TaskResult,
 )
-from evalsuite.report.hallucination import METRICS
 from tests.report.conftest import HOSTILE
 from tests.report.probe_run import BIDI, MODELS, metric, plain_results, write_run
 
@@ -342,8 +342,10 @@ def result(unit: str, model: str, samples: int) -> TaskResult:
         task=unit,
         output_type="generate_until",
         num_fewshot=0,
-        primary_metric=next(iter(METRICS[kind])),
-        metrics={name: metric(0.6, 0.4, 0.8) for name in METRICS[kind]},  # the metrics its table shows
+        primary_metric=probe_kind(kind).metrics[0],
+        metrics={
+            name: metric(0.6, 0.4, 0.8) for name in probe_kind(kind).metrics
+        },  # the metrics its table shows
         probe=summary,
     )
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from lxml import html
 
-from evalsuite.config import HALLUCINATION_KINDS
+from evalsuite.probes.registry import families, probe_kind
 from evalsuite.records import ReliabilityBin, Results, SampleRecord
 from evalsuite.report import SECTIONS, render_report
-from evalsuite.report.hallucination import FAMILIES, METRICS, Reliability, hallucination, reliability
+from evalsuite.report.hallucination import Reliability, hallucination, reliability
 from evalsuite.report.render import _manifest, _results
 from evalsuite.report.robustness import robustness
 from evalsuite.report.worst_cases import Worst, softmax, worst_cases
@@ -34,33 +33,25 @@ def test_registered_after_robustness_before_the_manifest() -> None:
     assert SECTIONS.index(robustness) + 1 == SECTIONS.index(hallucination) == SECTIONS.index(_manifest) - 1
 
 
-def test_a_table_for_every_kind_with_its_probes_metrics_in_order() -> None:
-    from evalsuite.probes.hallucination.calibration import CalibrationProbe
-    from evalsuite.probes.hallucination.consistency import ConsistencyProbe
-    from evalsuite.probes.hallucination.context_probe import FaithfulnessProbe
-    from evalsuite.probes.hallucination.entity_probe import FabricatedProbe
-    from evalsuite.probes.hallucination.halueval import HaluEvalProbe
-    from evalsuite.probes.hallucination.unanswerable import UnanswerableProbe
+KINDS = ["fabricated", "unanswerable", "halueval", "self_consistency", "calibration", "faithfulness"]
 
-    probes: dict[str, Any] = {
-        "fabricated": FabricatedProbe,
-        "unanswerable": UnanswerableProbe,
-        "halueval": HaluEvalProbe,
-        "self_consistency": ConsistencyProbe,
-        "calibration": CalibrationProbe,
-        "faithfulness": FaithfulnessProbe,
-    }
-    assert {f.key for f in FAMILIES} == set(probes) == set(HALLUCINATION_KINDS)
-    for family in FAMILIES:
-        assert family.metrics == probes[family.key].metrics
-        assert all(heading and meaning for heading, meaning in METRICS[family.key].values())
+
+def test_a_table_for_every_kind_with_its_metrics_in_order() -> None:
+    tables = families("hallucination")
+    assert [family.key for family, _ in tables] == KINDS
+    for family, names in tables:
+        assert names == (family.key,)  # a table each
+        kind = probe_kind(family.key)
+        assert family.metrics == kind.metrics
+        assert list(kind.report.labels) == list(kind.metrics)
+        assert all(heading and meaning for heading, meaning in kind.report.labels.values())
 
 
 def test_one_row_per_unit_and_model_in_its_kinds_table(hallucination_run: Path) -> None:
     section = hallucination(load_run(hallucination_run))
     assert section is not None and section.anchor == "hallucination"
     tables = {family.key: rows for family, rows in section.data["tables"]}
-    assert list(tables) == [f.key for f in FAMILIES]
+    assert list(tables) == KINDS
     for family, rows in section.data["tables"]:
         assert [(r.unit, r.model) for r in rows] == [
             (unit, model) for model in MODELS for unit, kind in UNITS.items() if kind == family.key

@@ -18,6 +18,7 @@ Import this module only after :func:`~evalsuite.probes.adversarial.textattack_en
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,32 +184,32 @@ class WordPerturbation:
         )
 
 
+# Character edits: DeepWordBug (Gao et al. 2018) and Belinkov & Bisk 2018 ("Synthetic and Natural Noise
+# Both Break Neural Machine Translation", whose "key" noise is the QWERTY typo); homoglyph and invisible:
+# Boucher et al. 2022, "Bad Characters: Imperceptible NLP Attacks" (zero-width space/non-joiner/joiner
+# inside a word). contraction and number come from textattack's CheckList recipe (Ribeiro et al. 2020,
+# "Beyond Accuracy: Behavioral Testing of NLP Models with CheckList"); contractions are made of stop words
+# ("do not" -> "don't"), so they are not protected there. synonym: the WordNet swap of PWWS (Ren et al.
+# 2019), without its saliency search.
+WORD_PERTURBATIONS: dict[str, Callable[[], WordPerturbation]] = {
+    "char_swap": lambda: WordPerturbation(WordSwapNeighboringCharacterSwap(), max_char_edits=2),
+    "typo": lambda: WordPerturbation(WordSwapQWERTY(), max_char_edits=1),
+    "char_delete": lambda: WordPerturbation(WordSwapRandomCharacterDeletion(), max_char_edits=1),
+    "char_insert": lambda: WordPerturbation(WordSwapRandomCharacterInsertion(), max_char_edits=1),
+    "homoglyph": lambda: WordPerturbation(FileFreeHomoglyphSwap(), max_char_edits=1),
+    "invisible": lambda: WordPerturbation(WordSwapInvisibleCharacters(random_one=False), max_char_edits=1),
+    "contraction": lambda: WordPerturbation(
+        CompositeTransformation([Contract(), Extend()]), protect_stopwords=False, pairs=True
+    ),
+    "number": lambda: WordPerturbation(WordSwapChangeNumber()),
+    "word_delete": lambda: WordPerturbation(WordDeletion()),
+    "synonym": lambda: WordPerturbation(WordNetSynonyms()),
+}
+"""The textattack transformation of each word-level perturbation kind, with its constraints."""
+
+
 def word_perturbation(kind: str) -> WordPerturbation:
     """The textattack transformation of a perturbation kind and its constraints."""
-    # Character edits: DeepWordBug (Gao et al. 2018) and Belinkov & Bisk 2018 ("Synthetic and
-    # Natural Noise Both Break Neural Machine Translation", whose "key" noise is the QWERTY typo).
-    if kind == "char_swap":
-        return WordPerturbation(WordSwapNeighboringCharacterSwap(), max_char_edits=2)
-    if kind == "typo":
-        return WordPerturbation(WordSwapQWERTY(), max_char_edits=1)
-    if kind == "char_delete":
-        return WordPerturbation(WordSwapRandomCharacterDeletion(), max_char_edits=1)
-    if kind == "char_insert":
-        return WordPerturbation(WordSwapRandomCharacterInsertion(), max_char_edits=1)
-    if kind == "homoglyph":  # Boucher et al. 2022, "Bad Characters: Imperceptible NLP Attacks"
-        return WordPerturbation(FileFreeHomoglyphSwap(), max_char_edits=1)
-    if kind == "invisible":  # same paper: zero-width space/non-joiner/joiner inside a word
-        return WordPerturbation(WordSwapInvisibleCharacters(random_one=False), max_char_edits=1)
-    # contraction and number come from textattack's CheckList recipe (Ribeiro et al. 2020,
-    # "Beyond Accuracy: Behavioral Testing of NLP Models with CheckList"). Contractions are made
-    # of stop words ("do not" -> "don't"), so they are not protected there.
-    if kind == "contraction":
-        both = CompositeTransformation([Contract(), Extend()])
-        return WordPerturbation(both, protect_stopwords=False, pairs=True)
-    if kind == "number":
-        return WordPerturbation(WordSwapChangeNumber())
-    if kind == "word_delete":
-        return WordPerturbation(WordDeletion())
-    if kind == "synonym":  # the WordNet swap of PWWS (Ren et al. 2019), without its saliency search
-        return WordPerturbation(WordNetSynonyms())
-    raise ValueError(f"{kind!r} is not a textattack perturbation")
+    if kind not in WORD_PERTURBATIONS:
+        raise ValueError(f"{kind!r} is not a textattack perturbation")
+    return WORD_PERTURBATIONS[kind]()

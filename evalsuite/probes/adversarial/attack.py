@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from evalsuite.config import ProbeConfig
 from evalsuite.engine import Engine
 from evalsuite.errors import ConfigError
 from evalsuite.logs import quiet_logger
 from evalsuite.probes.adversarial.textattack_env import load_textattack, seeded_global_rngs
 from evalsuite.probes.base import ProbeUnit, Sample, Variant, check_task, clean, rewrite, text_fields
+from evalsuite.probes.kinds.attack import AttackConfig
 from evalsuite.probes.metrics import Settings, metric, normal_interval, pdr_interval, summary, task_result
 from evalsuite.probes.scoring import run_variants
 from evalsuite.records import MetricResult, SampleRecord, TaskResult
@@ -41,17 +41,9 @@ STATUSES = ("success", "failed", "skipped", "maximized")
 
 
 class AttackProbe:
-    metrics: tuple[str, ...] = (
-        "attack_success_rate",
-        "clean",
-        "perturbed",
-        "pdr",
-        "queries",
-        "perturbed_word_share",
-    )
     adaptive: bool = True
 
-    def __init__(self, config: ProbeConfig, cache_dir: Path) -> None:
+    def __init__(self, config: AttackConfig, cache_dir: Path) -> None:
         self.config = config
         self.textattack = load_textattack(cache_dir)
 
@@ -63,7 +55,8 @@ class AttackProbe:
                 f"probe {unit.config.label!r}: attacks need a multiple-choice task (the model's option "
                 f"probabilities are the classifier); {unit.task_name!r} is not one"
             )
-        text_fields(unit, first)  # a task without attackable text fails here, before any model loads
+        # a task without attackable text fails here, before any model loads
+        text_fields(unit, first, self.config.fields)
         return [clean(unit, s) for s in samples]
 
     def run(
@@ -79,7 +72,7 @@ class AttackProbe:
         records: list[SampleRecord] = []
         for variant in variants:
             sample = variant.sample
-            fields = text_fields(unit, sample)
+            fields = text_fields(unit, sample, self.config.fields)
             classifier.focus(sample, fields)
             example: Any = (
                 str(sample.doc[fields[0]])
@@ -241,10 +234,10 @@ RECIPES: dict[str, Callable[[Any, Any], Parts]] = {
     "pruthi": pruthi,
     "textbugger": textbugger,
 }
-"""Every attack ``recipe:`` names, one builder per paper; config.AttackRecipe lists the same names."""
+"""Every attack ``recipe:`` names, one builder per paper; ``AttackRecipe`` (its kind module) lists them."""
 
 
-def build_attack(textattack: Any, config: ProbeConfig, classifier: EngineClassifier) -> Any:
+def build_attack(textattack: Any, config: AttackConfig, classifier: EngineClassifier) -> Any:
     """The recipe's textattack ``Attack`` around ``classifier``, with the probe's query budget."""
     from evalsuite.probes.adversarial._textattack_glue import Stopwords
 

@@ -95,7 +95,8 @@ def sample_formats(count: int, seed: int) -> list[Format]:
 
 
 class FormatProbe(StaticProbe):
-    metrics: tuple[str, ...] = ("spread", "mean", "best", "worst")
+    def __init__(self, formats: int) -> None:
+        self.formats = formats  # drawn from the grammar
 
     def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]:
         first = samples[0]
@@ -105,7 +106,7 @@ class FormatProbe(StaticProbe):
         listed = (
             listed if listed and list(get_options(first.doc, listed)) != list(first.options or ()) else None
         )
-        formats = sample_formats(unit.config.formats, unit.seed_for("formats"))
+        formats = sample_formats(self.formats, unit.seed_for("formats"))
         variants = []
         for sample in samples:
             context = [str(sample.doc[f]).strip() for f in fields[:-1]]

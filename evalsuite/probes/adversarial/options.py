@@ -31,7 +31,6 @@ from evalsuite.probes.base import (
     set_options,
 )
 from evalsuite.probes.metrics import (
-    PAIRED_METRICS,
     Array,
     Settings,
     copies,
@@ -48,8 +47,6 @@ from evalsuite.stats.intervals import mean_interval
 
 
 class OptionOrderProbe(StaticProbe):
-    metrics: tuple[str, ...] = (*PAIRED_METRICS, "rstd", "consistency")
-
     def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]:
         first = samples[0]
         check_task(unit, first)

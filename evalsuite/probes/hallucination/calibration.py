@@ -29,8 +29,6 @@ BINS = 10
 class CalibrationProbe(StaticProbe):
     """Runs the task's own requests (StaticProbe.run); only the summary is its own."""
 
-    metrics: tuple[str, ...] = ("ece", "brier", "accuracy", "mean_confidence")
-
     def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]:
         if not unit.multiple_choice:
             raise ConfigError(

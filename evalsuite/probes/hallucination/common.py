@@ -30,9 +30,10 @@ def generation_variant(
     name: str = "answer",
     sampling: float | None = None,
     repeats: int = 1,
+    max_tokens: int,
 ) -> Variant:
     """An item as one generation request: greedy, or ``repeats`` answers sampled at ``sampling``."""
-    settings: dict[str, Any] = {"until": list(until), "max_gen_toks": unit.config.max_tokens}
+    settings: dict[str, Any] = {"until": list(until), "max_gen_toks": max_tokens}
     if sampling is None:
         settings |= {"do_sample": False, "temperature": 0.0}
     else:
@@ -95,9 +96,11 @@ class GenerationProbe:
     """A probe that asks for one greedy answer per item and judges it; subclasses write ``prepare``,
     ``judge`` and ``summarize``. With a ``detector``, every answer's abstention decision is passed on."""
 
-    metrics: tuple[str, ...] = ()
     adaptive: bool = False
     detector: AbstentionDetector | None = None
+
+    def __init__(self, max_tokens: int) -> None:
+        self.max_tokens = max_tokens  # the longest answer generated
 
     def run(
         self,

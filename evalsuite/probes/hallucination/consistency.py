@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 from lm_eval.api.instance import Instance
 
-from evalsuite.config import ProbeConfig
 from evalsuite.engine import Engine, Outcome
 from evalsuite.errors import ConfigError
 from evalsuite.probes.base import ProbeUnit, Sample, Variant, clean
 from evalsuite.probes.hallucination.common import Judgement, answer_record, rate
 from evalsuite.probes.hallucination.squad import normalize_answer
+from evalsuite.probes.kinds.self_consistency import SelfConsistencyConfig
 from evalsuite.probes.metrics import Settings, metric, normal_interval, summary, task_result
 from evalsuite.probes.scoring import score
 from evalsuite.records import SampleRecord, TaskResult
@@ -37,15 +37,10 @@ SCORES = ("semantic_entropy", "disagreement")
 
 
 class ConsistencyProbe:
-    metrics: tuple[str, ...] = (
-        "auroc_semantic_entropy",
-        "auroc_disagreement",
-        "accuracy",
-        "semantic_entropy",
-    )
     adaptive: bool = False
 
-    def __init__(self, config: ProbeConfig) -> None:
+    def __init__(self, config: SelfConsistencyConfig) -> None:
+        self.config = config
         self.embedder: Any = None
         if config.embedding:
             from evalsuite.probes.hallucination.embedding import SentenceEmbedder
@@ -62,13 +57,13 @@ class ConsistencyProbe:
         for sample in samples:
             greedy = clean(unit, sample)
             context, settings = sample.requests[0].args
-            sampled = dict(settings) | {"do_sample": True, "temperature": unit.config.temperature}
+            sampled = dict(settings) | {"do_sample": True, "temperature": self.config.temperature}
             request = Instance(
                 "generate_until",
                 sample.doc,
                 (context, sampled),
                 0,
-                (unit.name, sample.doc_id, unit.config.samples),
+                (unit.name, sample.doc_id, self.config.samples),
             )
             variants += [
                 greedy,

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from evalsuite.config import ProbeConfig
 from evalsuite.probes.hallucination.abstention import AbstentionDetector
 
 
-def detector_for(config: ProbeConfig) -> AbstentionDetector:
-    if not config.embedding:
+def detector_for(embedding: bool) -> AbstentionDetector:
+    if not embedding:
         return AbstentionDetector(None)
     from evalsuite.probes.hallucination.embedding import SentenceEmbedder
 

@@ -76,13 +76,6 @@ def verdict(reply: str) -> bool | None:
 
 
 class HaluEvalProbe(GenerationProbe):
-    metrics: tuple[str, ...] = (
-        "accuracy",
-        "accuracy_parsed",
-        "unparseable_rate",
-        "hallucinated_recall",
-        "right_answer_accuracy",
-    )
     adaptive: bool = False
 
     def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]:
@@ -96,6 +89,7 @@ class HaluEvalProbe(GenerationProbe):
                 item,
                 PROMPT.format(knowledge=item["knowledge"], question=item["question"], answer=item["shown"]),
                 until=("\n",),
+                max_tokens=self.max_tokens,
             )
             for i, item in enumerate(items)
         ]

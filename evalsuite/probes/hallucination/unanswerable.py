@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from evalsuite.config import ProbeConfig
 from evalsuite.errors import DataError
 from evalsuite.probes.base import ProbeUnit, Sample, Variant
 from evalsuite.probes.hallucination.abstention import Abstention
 from evalsuite.probes.hallucination.common import GenerationProbe, Judgement, generation_variant, rate, scored
 from evalsuite.probes.hallucination.detector import detector_for
 from evalsuite.probes.hallucination.squad import exact_match, f1_score
+from evalsuite.probes.kinds.unanswerable import UnanswerableConfig
 from evalsuite.probes.metrics import Settings, metric, summary, task_result
 from evalsuite.records import SampleRecord, TaskResult
 from evalsuite.stats.intervals import bootstrap_interval
@@ -74,18 +74,11 @@ def balanced(items: list[dict[str, Any]], count: int, seed: int) -> list[dict[st
 
 
 class UnanswerableProbe(GenerationProbe):
-    metrics: tuple[str, ...] = (
-        "abstention_f1",
-        "abstention_precision",
-        "abstention_recall",
-        "exact_match",
-        "f1",
-        "false_abstention_rate",
-    )
     adaptive: bool = False
 
-    def __init__(self, config: ProbeConfig) -> None:
-        self.detector = detector_for(config)
+    def __init__(self, config: UnanswerableConfig) -> None:
+        super().__init__(config.max_tokens)
+        self.detector = detector_for(config.embedding)
 
     def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]:
         items = balanced(
@@ -93,7 +86,11 @@ class UnanswerableProbe(GenerationProbe):
         )
         return [
             generation_variant(
-                unit, i, item, PROMPT.format(context=item["context"], question=item["question"])
+                unit,
+                i,
+                item,
+                PROMPT.format(context=item["context"], question=item["question"]),
+                max_tokens=self.max_tokens,
             )
             for i, item in enumerate(items)
         ]

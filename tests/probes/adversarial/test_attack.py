@@ -16,9 +16,11 @@ from lm_eval.api.instance import Instance
 from evalsuite import cli
 from evalsuite.config import ModelConfig
 from evalsuite.models.base import BACKENDS, Backend, LoadContext, ModelInfo, Telemetry
-from evalsuite.probes.adversarial.attack import STATUSES, AttackProbe
+from evalsuite.probes.adversarial.attack import STATUSES
 from evalsuite.records import SampleRecord, read_samples
 from tests.conftest import STORIES
+
+ATTACK_METRICS = {"attack_success_rate", "clean", "perturbed", "pdr", "queries", "perturbed_word_share"}
 
 KEYWORD = "charming"  # the keyword model answers " positive" iff the prompt contains this, spelled exactly
 BACKEND = "keyword-test"
@@ -188,7 +190,7 @@ def test_keyword_model_metrics_follow_from_the_outcomes(
 ) -> None:
     result = results["keyword", unit]
     metrics = {name: m["value"] for name, m in result["metrics"].items()}
-    assert set(metrics) == set(AttackProbe.metrics)
+    assert set(metrics) == ATTACK_METRICS
     assert result["primary_metric"] == "attack_success_rate"
     details = [detail(attack) for _, attack in pairs["keyword", unit]]
     status = [d["status"] for d in details]
@@ -249,7 +251,7 @@ def test_the_real_model_attack_runs_end_to_end(
     for unit in UNITS:
         budget = 1 if unit == ONE_QUERY else BUDGET
         result = results["stories", unit]
-        assert set(result["metrics"]) == set(AttackProbe.metrics)
+        assert set(result["metrics"]) == ATTACK_METRICS
         outcomes = result["probe"]["settings"]["outcomes"]
         assert sum(outcomes.values()) == LIMIT
         for clean, attack in pairs["stories", unit]:
@@ -285,8 +287,8 @@ def test_an_attack_on_a_generation_task_is_a_config_error(
 def test_every_recipe_the_config_accepts_has_one_builder_citing_its_paper() -> None:
     from typing import get_args
 
-    from evalsuite.config import AttackRecipe
     from evalsuite.probes.adversarial.attack import RECIPES
+    from evalsuite.probes.kinds.attack import AttackRecipe
 
     assert sorted(RECIPES) == sorted(get_args(AttackRecipe))
     for name, builder in RECIPES.items():

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalsuite.config import ProbeConfig
+from evalsuite.config import probe_config
 from evalsuite.engine import Outcome
 from evalsuite.probes.adversarial.formats import Format, FormatProbe, sample_formats, score_table
 from evalsuite.probes.base import ProbeUnit, Variant, samples
@@ -23,7 +23,7 @@ SETTINGS = Settings(seed=SEED, confidence=0.95, resamples=500)
 
 
 def unit_for(task: PreparedTask, formats: int = FORMATS) -> ProbeUnit:
-    config = ProbeConfig(kind="prompt_format", tasks=(task.spec.name,), formats=formats)
+    config = probe_config({"kind": "prompt_format", "tasks": [task.spec.name], "formats": formats})
     return ProbeUnit(config, task, SEED)
 
 
@@ -38,7 +38,7 @@ def tasks(data_dir: Path) -> dict[str, PreparedTask]:
 
 
 def prepared(task: PreparedTask) -> list[Variant]:
-    return FormatProbe().prepare(unit_for(task), samples(task))
+    return FormatProbe(FORMATS).prepare(unit_for(task), samples(task))
 
 
 # --- the grammar ---
@@ -169,7 +169,7 @@ def test_summary_known_answers(tasks: dict[str, PreparedTask]) -> None:
     assert table.tolist() == TABLE.tolist() and errors == 0
     assert len(descriptions) == len(examples) == FORMATS
 
-    result = FormatProbe().summarize(unit_for(task), "scripted", records, SETTINGS)
+    result = FormatProbe(FORMATS).summarize(unit_for(task), "scripted", records, SETTINGS)
     means = TABLE.mean(axis=0)  # 1, 1/3, 1/3, 1, 0, 2/3
     metrics = result.metrics
     assert metrics["spread"].value == pytest.approx(means.max() - means.min()) == pytest.approx(1.0)
@@ -204,7 +204,7 @@ def test_a_sample_with_a_failed_format_is_left_out(tasks: dict[str, PreparedTask
     )
     table, _, _, errors = score_table(records)
     assert table.tolist() == TABLE[[0, 2]].tolist() and errors == 1
-    result = FormatProbe().summarize(unit_for(task), "scripted", records, SETTINGS)
+    result = FormatProbe(FORMATS).summarize(unit_for(task), "scripted", records, SETTINGS)
     assert {m.n_errors for m in result.metrics.values()} == {1}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalsuite.config import ProbeConfig
+from evalsuite.config import probe_config
 from evalsuite.engine import Outcome
 from evalsuite.errors import ConfigError
 from evalsuite.probes.adversarial.options import OptionOrderProbe, position_matrix, recall_std
@@ -30,7 +30,7 @@ Picker = Callable[[Variant], int]  # the position a scripted model picks in a co
 
 
 def unit_for(task: PreparedTask) -> ProbeUnit:
-    return ProbeUnit(ProbeConfig(kind="option_order", tasks=(task.spec.name,)), task, SEED)
+    return ProbeUnit(probe_config({"kind": "option_order", "tasks": [task.spec.name]}), task, SEED)
 
 
 @pytest.fixture(scope="module")

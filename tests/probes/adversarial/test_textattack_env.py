@@ -18,7 +18,7 @@ import pytest
 
 from evalsuite.errors import ConfigError
 from evalsuite.probes.adversarial import textattack_env
-from evalsuite.probes.adversarial.perturbations import PERTURBATIONS, Perturber
+from evalsuite.probes.adversarial.perturbers import PERTURBATIONS, Perturber
 from evalsuite.probes.adversarial.textattack_env import (
     STOPWORDS,
     WORDNET_SOURCE,
@@ -86,7 +86,7 @@ def test_missing_wordnet_says_what_to_install(tmp_path: Path) -> None:
 
 
 def test_synonym_without_wordnet_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from evalsuite.probes.adversarial.perturbations import build_perturber
+    from evalsuite.probes.adversarial.perturbers import build_perturber
 
     monkeypatch.setattr(textattack_env, "WORDNET_SOURCE", tmp_path / "missing")
     with pytest.raises(ConfigError, match=r"wordnet-base"):
@@ -134,7 +134,7 @@ _GUARDED = textwrap.dedent(
     before = logging.getLogger("evalsuite.before_textattack")
 
     from pathlib import Path
-    from evalsuite.probes.adversarial.perturbations import build_perturber
+    from evalsuite.probes.adversarial.perturbers import build_perturber
     from evalsuite.probes.adversarial.textattack_env import load_textattack
 
     cache, kinds, text = Path(sys.argv[1]), sys.argv[2].split(","), sys.argv[3]

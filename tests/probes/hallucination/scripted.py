@@ -37,8 +37,8 @@ from lm_eval.api.instance import Instance
 
 from evalsuite.config import ModelConfig
 from evalsuite.models.base import BACKENDS, Backend, LoadContext, ModelInfo, Telemetry
-from evalsuite.probes.hallucination.fabricated import TEMPLATES, controls
-from evalsuite.probes.hallucination.faithfulness import FACTS
+from evalsuite.probes.hallucination.entities import TEMPLATES, controls
+from evalsuite.probes.hallucination.passages import FACTS
 
 BACKEND = "hallucination-scripted"
 BEHAVIOURS = ("abstain", "wrong", "yes", "maybe", "oracle", "certain", "memory", "split")

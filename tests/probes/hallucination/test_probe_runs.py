@@ -17,7 +17,7 @@ import yaml
 from scipy import stats
 
 from evalsuite import cli
-from evalsuite.config import ProbeConfig
+from evalsuite.config import probe_config
 from evalsuite.records import SampleRecord, read_samples
 from tests.conftest import STORIES
 from tests.probes.hallucination import scripted
@@ -530,4 +530,7 @@ def test_embedding_can_be_turned_off_where_the_docs_say() -> None:
     """docs/hallucination.md: `embedding` applies to fabricated, unanswerable and self_consistency (the
     unanswerable probe builds its abstention detector from it, like the fabricated one)."""
     for kind, tasks in (("fabricated", ()), ("unanswerable", ()), ("self_consistency", ("triviaqa_local",))):
-        assert ProbeConfig(kind=kind, tasks=tasks, embedding=False).embedding is False
+        assert (
+            probe_config({"kind": kind, "tasks": list(tasks), "embedding": False}).settings()["embedding"]
+            is False
+        )

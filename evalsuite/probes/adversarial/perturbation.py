@@ -10,9 +10,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from evalsuite.config import ProbeConfig
 from evalsuite.errors import ConfigError
-from evalsuite.probes.adversarial.perturbations import Perturber, build_perturber
+from evalsuite.probes.adversarial.perturbers import DISTRACTORS, Perturber, build_perturber
 from evalsuite.probes.base import (
     ProbeUnit,
     Sample,
@@ -25,8 +24,8 @@ from evalsuite.probes.base import (
     set_options,
     text_fields,
 )
+from evalsuite.probes.kinds.perturbation import PerturbationConfig
 from evalsuite.probes.metrics import (
-    PAIRED_METRICS,
     Settings,
     copies,
     mcnemar,
@@ -37,20 +36,17 @@ from evalsuite.probes.metrics import (
 from evalsuite.probes.scoring import StaticProbe
 from evalsuite.records import SampleRecord, TaskResult
 
-ADDED_SENTENCES = ("tautology", "irrelevant", "misleading", "injection")
-
 
 class PerturbationProbe(StaticProbe):
-    metrics: tuple[str, ...] = PAIRED_METRICS
-
-    def __init__(self, config: ProbeConfig, cache_dir: Path) -> None:
+    def __init__(self, config: PerturbationConfig, cache_dir: Path) -> None:
+        self.config = config
         self.perturb: Perturber = build_perturber(config.kind, config.severity, cache_dir)
 
     def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]:
         check_task(unit, samples[0])
-        fields = text_fields(unit, samples[0])
+        fields = text_fields(unit, samples[0], self.config.fields)
         where = None
-        if unit.config.choices:
+        if self.config.choices:
             first = samples[0]
             where = options_field(first.doc, first.options or (), first.text)
             if where is None:
@@ -61,7 +57,7 @@ class PerturbationProbe(StaticProbe):
         variants = []
         for sample in samples:
             variants.append(clean(unit, sample))
-            for copy in range(unit.config.seeds):
+            for copy in range(self.config.seeds):
                 variants.append(self._copy(unit, sample, fields, where, copy))
         return variants
 
@@ -76,7 +72,7 @@ class PerturbationProbe(StaticProbe):
         seed = unit.seed_for(sample.doc_id, copy)
         wrong = wrong_answer(sample, seed)
         doc = dict(sample.doc)
-        if self.perturb.kind in ADDED_SENTENCES:  # one insertion per copy, into a field the seed picks
+        if self.perturb.kind in DISTRACTORS:  # one insertion per copy, into a field the seed picks
             fields = (random.Random(seed).choice(fields),)
         for i, name in enumerate(fields):
             doc[name] = self.perturb(str(doc[name]), seed + i, wrong)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from evalsuite.errors import ConfigError, DataError
-from evalsuite.probes.hallucination.fabricated import answer_matches
-from evalsuite.probes.hallucination.faithfulness import (
+from evalsuite.probes.hallucination.entities import answer_matches
+from evalsuite.probes.hallucination.passages import (
     AGREE_SHARE,
     FACTS,
     ContextItem,

@@ -13,7 +13,7 @@ import pytest
 
 from evalsuite.errors import ConfigError
 from evalsuite.probes.adversarial import distractors
-from evalsuite.probes.adversarial.perturbations import PERTURBATIONS, SEVERITY, Perturber, build_perturber
+from evalsuite.probes.adversarial.perturbers import PERTURBATIONS, SEVERITY, Perturber, build_perturber
 from evalsuite.probes.adversarial.textattack_env import STOPWORDS, WORDNET_SOURCE
 
 Make = Callable[..., Perturber]
@@ -208,3 +208,14 @@ def test_unknown_kind_and_severity_are_config_errors(tmp_path: Path) -> None:
         build_perturber("typoo", "low", tmp_path)
     with pytest.raises(ConfigError, match=r"unknown severity 'extreme'"):
         build_perturber("typo", "extreme", tmp_path)
+
+
+def test_every_perturbation_kind_has_one_perturber(perturber: Make) -> None:
+    """The kinds are declared once (evalsuite/probes/kinds/perturbation.py); each has exactly one builder:
+    a textattack transformation, a distractor, or HELM's mix."""
+    perturber("typo")  # textattack is loaded (offline), so its glue imports
+    from evalsuite.probes.adversarial._textattack_glue import WORD_PERTURBATIONS
+    from evalsuite.probes.adversarial.perturbers import DISTRACTORS
+
+    builders = [*WORD_PERTURBATIONS, *DISTRACTORS, "helm"]
+    assert sorted(builders) == sorted(PERTURBATIONS) and len(set(builders)) == len(builders) == 15

@@ -32,31 +32,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, cast, get_args
+from typing import Any, cast
 
 from evalsuite.errors import ConfigError, did_you_mean
 from evalsuite.probes.adversarial import distractors
 from evalsuite.probes.adversarial.textattack_env import load_textattack, require_wordnet, seeded_global_rngs
+from evalsuite.probes.kinds.perturbation import PERTURBATIONS, PerturbationKind, Severity
 
-PerturbationKind = Literal[
-    "char_swap",
-    "typo",
-    "char_delete",
-    "char_insert",
-    "homoglyph",
-    "invisible",
-    "contraction",
-    "number",
-    "word_delete",
-    "synonym",
-    "helm",
-    "tautology",
-    "irrelevant",
-    "misleading",
-    "injection",
-]
-PERTURBATIONS: tuple[str, ...] = get_args(PerturbationKind)
-Severity = Literal["low", "medium", "high"]
 SEVERITY: Mapping[str, float] = MappingProxyType({"low": 0.05, "medium": 0.15, "high": 0.3})
 DISTRACTOR_SENTENCES: Mapping[str, int] = MappingProxyType({"low": 1, "medium": 2, "high": 3})
 
@@ -86,8 +68,8 @@ def build_perturber(kind: str, severity: str, cache_dir: Path) -> Perturber:
         raise ConfigError(f"unknown perturbation {kind!r}{did_you_mean(kind, PERTURBATIONS)}; known: {known}")
     if severity not in SEVERITY:
         raise ConfigError(f"unknown severity {severity!r}; known: {', '.join(SEVERITY)}")
-    if kind in ("tautology", "irrelevant", "misleading", "injection"):
-        apply = _distractor(kind, DISTRACTOR_SENTENCES[severity])
+    if kind in DISTRACTORS:
+        apply = _distractor(DISTRACTORS[kind], DISTRACTOR_SENTENCES[severity])
     else:
         if kind == "synonym":
             require_wordnet(cache_dir)
@@ -126,14 +108,20 @@ def _helm(glue: Any, rate: float) -> Apply:
     return apply
 
 
-def _distractor(kind: str, sentences: int) -> Apply:
+# Sentences added to or placed inside the context: (text, seed, sentences, wrong answer) -> text.
+Distractor = Callable[[str, int, int, str | None], str]
+DISTRACTORS: Mapping[str, Distractor] = MappingProxyType(
+    {
+        "tautology": lambda text, seed, sentences, wrong: distractors.tautology(text, seed),
+        "irrelevant": lambda text, seed, sentences, wrong: distractors.irrelevant(text, seed, sentences),
+        "misleading": lambda text, seed, sentences, wrong: distractors.misleading(text, seed, wrong),
+        "injection": lambda text, seed, sentences, wrong: distractors.injection(text, seed, wrong),
+    }
+)
+
+
+def _distractor(add: Distractor, sentences: int) -> Apply:
     def apply(text: str, seed: int, wrong_answer: str | None = None) -> str:
-        if kind == "tautology":
-            return distractors.tautology(text, seed)
-        if kind == "irrelevant":
-            return distractors.irrelevant(text, seed, sentences)
-        if kind == "misleading":
-            return distractors.misleading(text, seed, wrong_answer)
-        return distractors.injection(text, seed, wrong_answer)
+        return add(text, seed, sentences, wrong_answer)
 
     return apply

@@ -15,11 +15,12 @@ import yaml
 from evalsuite import cli
 from evalsuite.probes.adversarial import textattack_env
 from evalsuite.probes.adversarial.distractors import TAUTOLOGY
-from evalsuite.probes.adversarial.perturb import ADDED_SENTENCES
+from evalsuite.probes.adversarial.perturbers import DISTRACTORS
 from evalsuite.probes.adversarial.textattack_env import WORDNET_SOURCE
-from evalsuite.probes.metrics import PAIRED_METRICS
 from evalsuite.records import SampleRecord, read_samples
 from tests.conftest import STORIES
+
+PAIRED_METRICS = ("pdr", "clean", "perturbed", "drop", "flip_rate", "worst_case", "changed")
 
 HAS_WORDNET = (WORDNET_SOURCE / "data.noun").is_file()
 LIMIT = 3
@@ -187,7 +188,7 @@ def test_each_sample_has_a_clean_record_and_one_per_seed(
                 # the perturbed text sits exactly where the clean text was
                 assert record.prompt == before + record.probe.perturbed + after
                 fields = DEFAULT_FIELDS[unit.split("/")[1]]
-                if record.probe.kind in ADDED_SENTENCES:  # one insertion per copy, in one of the fields
+                if record.probe.kind in DISTRACTORS:  # one insertion per copy, in one of the fields
                     assert len(record.probe.details["fields"]) == 1
                     assert set(record.probe.details["fields"]) <= set(fields)
                 else:

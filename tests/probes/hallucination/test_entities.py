@@ -9,8 +9,8 @@ from importlib import resources
 import pytest
 
 from evalsuite.errors import ConfigError
-from evalsuite.probes.hallucination import fabricated
-from evalsuite.probes.hallucination.fabricated import (
+from evalsuite.probes.hallucination import entities
+from evalsuite.probes.hallucination.entities import (
     CATEGORIES,
     TEMPLATES,
     Category,
@@ -65,8 +65,8 @@ def test_controls_are_used_once_before_any_repeats() -> None:
     for item in generate(100, 9):
         if not item.fabricated:
             per_pair.setdefault((item.category, item.kind), []).append(item.entity)
-    for key, entities in per_pair.items():
-        assert len(set(entities)) == min(len(entities), pool_sizes[key])
+    for key, names in per_pair.items():
+        assert len(set(names)) == min(len(names), pool_sizes[key])
 
 
 def test_no_generated_name_is_on_the_real_list() -> None:
@@ -94,13 +94,13 @@ def test_is_real_checks_the_name_its_word_runs_and_its_coined_words() -> None:
 
 def test_a_colliding_name_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
     names = iter([("Marie Curie", ("Marie", "Curie")), ("Tamora Fairwick", ("Tamora", "Fairwick"))])
-    monkeypatch.setitem(fabricated.GENERATORS, "person", lambda rng: next(names))
+    monkeypatch.setitem(entities.GENERATORS, "person", lambda rng: next(names))
     assert fabricated_name("person", random.Random(0)) == "Tamora Fairwick"
 
 
 def test_a_taken_name_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
     names = iter([("Tamora Fairwick", ("Tamora",)), ("Tamora Fairwick", ("Tamora",)), ("Elisa Oakridge", ())])
-    monkeypatch.setitem(fabricated.GENERATORS, "person", lambda rng: next(names))
+    monkeypatch.setitem(entities.GENERATORS, "person", lambda rng: next(names))
     taken: set[str] = set()
     rng = random.Random(0)
     assert [fabricated_name("person", rng, taken) for _ in range(2)] == ["Tamora Fairwick", "Elisa Oakridge"]
@@ -111,7 +111,7 @@ def test_count_is_checked() -> None:
     with pytest.raises(ConfigError, match="count"):
         generate(-1, 1)
     with pytest.raises(ConfigError, match="count"):
-        generate(fabricated.MAX_COUNT + 1, 1)
+        generate(entities.MAX_COUNT + 1, 1)
 
 
 def test_controls_are_well_formed() -> None:
