@@ -66,11 +66,18 @@ def gen(context: str, **settings: Any) -> Instance:
 
 def test_loglikelihood_is_the_continuations_prompt_logprobs(fake: FakeOpenAI, tmp_path: Path) -> None:
     backend = backend_for(fake.base_url, tmp_path)
-    pairs = [("Question: 2+2?\nAnswer:", " 4"), ("Question: 2+2?\nAnswer:", " five"), ("Hi", " there")]
+    pairs = [
+        ("Question: 2+2?\nAnswer:", " 4"),
+        ("Question: 2+2?\nAnswer:", " five"),
+        ("Hi", " there"),
+        ("Hi", "c"),
+    ]
     answers = backend.loglikelihood([ll(c, x) for c, x in pairs])
-    for (context, continuation), (value, greedy) in zip(pairs, answers, strict=True):
+    for (context, continuation), (value, _) in zip(pairs, answers, strict=True):
         assert value == pytest.approx(expected_logprob(context, continuation, PREFIX), abs=1e-9)
-        assert isinstance(greedy, bool)
+    # The fake's top alternative scores max(the token's own, -1.0): greedy where every character scores
+    # at least -1.0. Only "c" after "^Hi" does (-0.64); " 4", " five" and " there" each have one below.
+    assert [greedy for _, greedy in answers] == [False, False, False, True]
     assert all(r["echo"] is True and r["logprobs"] == 1 and r["max_tokens"] == 1 for r in fake.requests)
     assert sorted(r["prompt"] for r in fake.requests) == sorted(PREFIX + c + x for c, x in pairs)
 

@@ -154,9 +154,13 @@ def test_out_of_memory_on_gpu_halves_the_batch_and_retries(
 
 def test_out_of_memory_on_cpu_is_not_retried(tiny_model: Callable[[str], Path], tmp_path: Path) -> None:
     backend = load(tiny_model("llama"), tmp_path, batch_size=8)
+    tried: list[list[int]] = []
 
     def score(batch: Sequence[int]) -> None:
+        tried.append(list(batch))
         raise torch.OutOfMemoryError("out of memory")
 
-    with pytest.raises(torch.OutOfMemoryError):
+    with pytest.raises(torch.OutOfMemoryError, match="out of memory"):
         backend._batched([1, 2, 3], score)
+    assert tried == [[1, 2, 3]]  # one try, the whole batch: no smaller retry on the CPU
+    assert backend.batch_rows == 8 and backend.telemetry().oom_backoffs == 0

@@ -236,7 +236,7 @@ def test_semantic_entropy_known_answers() -> None:
     ids = [0, 0, 1, 2, 2, 2, 1, 0, 3]
     assert semantic_entropy(ids) == pytest.approx(float(stats.entropy(np.bincount(ids))))
     assert semantic_entropy(["a", "b", "a", "a"]) == pytest.approx(float(stats.entropy([3, 1])))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs at least one sampled answer"):
         semantic_entropy([])
 
 

@@ -14,7 +14,6 @@ from evalsuite.probes.base import ProbeUnit, Variant, samples
 from evalsuite.probes.metrics import Settings, spread_interval
 from evalsuite.probes.scoring import score
 from evalsuite.records import SampleRecord
-from evalsuite.stats.intervals import wilson_interval
 from evalsuite.tasks import PreparedTask, TaskCatalog, build_task, task_dirs
 
 SEED = 1234
@@ -99,15 +98,45 @@ def test_every_sample_in_every_format(tasks: dict[str, PreparedTask]) -> None:
         assert [v.name for v in variants[:FORMATS]] == [f"format-{j}" for j in range(FORMATS)]
 
 
+# The six formats seed 1234 draws for each task, written out by hand: {q} is the question, {o[i]} option i
+# and {p} the passage. The options are listed one per line whatever the space between the parts.
+MMLU_FORMATS = [
+    ("question - {q}\na. {o[0]}\nb. {o[1]}\nc. {o[2]}\nd. {o[3]}\nA -", "abcd"),
+    ("Query:\n{q}\n(A) {o[0]}\n(B) {o[1]}\n(C) {o[2]}\n(D) {o[3]}\nA:", "ABCD"),
+    ("Query - {q}\n\t1. {o[0]}\n2. {o[1]}\n3. {o[2]}\n4. {o[3]}\n\tAnswer -", "1234"),
+    ("Q = {q} (A) {o[0]}\n(B) {o[1]}\n(C) {o[2]}\n(D) {o[3]} The answer is =", "ABCD"),
+    ("Q:\n{q}\n1. {o[0]}\n2. {o[1]}\n3. {o[2]}\n4. {o[3]}\nAnswer:", "1234"),
+    ("Query:: {q}\n[A] {o[0]}\n[B] {o[1]}\n[C] {o[2]}\n[D] {o[3]}\nSolution::", "ABCD"),
+]
+ARC_FORMATS = [
+    "question: {q}\n\tThe answer is:",
+    "question:: {q} A::",
+    "QUESTION - {q}\n\nA -",
+    "Query:: {q}\n\nAnswer::",
+    "Q - {q} || The answer is -",
+    "Question:\n{q} || Answer:",
+]
+BOOLQ_FORMATS = [
+    "{p} || Q - {q} || Answer choice -",
+    "{p}\nQuestion:{q}\nThe answer is:",
+    "{p}\n\tQuery = {q}\n\tThe answer is =",
+    "{p}\nQuery:{q}\nAnswer choice:",
+    "{p}\nQ:\n{q}\nANSWER:",
+    "{p} || Input: {q} || Answer choice:",
+]
+
+
 def test_formats_on_mmlu_list_the_options_and_score_their_labels(tasks: dict[str, PreparedTask]) -> None:
-    task = tasks["mmlu_local"]
-    unit = unit_for(task)
-    formats = sample_formats(FORMATS, unit.seed_for("formats"))
-    for variant in prepared(task):
-        fmt = formats[int(variant.details["format"])]
+    variants = prepared(tasks["mmlu_local"])
+    assert variants[0].requests[0].args[0] == (  # doc 0 in format 0, in full
+        "question - Find the degree for the given field extension Q(sqrt(2), sqrt(3), sqrt(18)) over Q."
+        "\na. 0\nb. 4\nc. 2\nd. 6\nA -"
+    )
+    for variant in variants:
+        template, labels = MMLU_FORMATS[int(variant.details["format"])]
         doc = variant.sample.doc
-        expected = fmt.render([], doc["question"].strip(), list(doc["choices"]))
-        assert [r.args for r in variant.requests] == [(expected, f" {fmt.label(i)}") for i in range(4)]
+        expected = template.format(q=doc["question"].strip(), o=doc["choices"])
+        assert [r.args for r in variant.requests] == [(expected, f" {label}") for label in labels]
         assert variant.perturbed == expected
         assert variant.original == variant.sample.text
         assert "The following are" not in expected  # zero-shot: no description, no examples
@@ -115,24 +144,24 @@ def test_formats_on_mmlu_list_the_options_and_score_their_labels(tasks: dict[str
 
 
 def test_formats_on_arc_score_the_option_texts(tasks: dict[str, PreparedTask]) -> None:
-    task = tasks["arc_challenge_local"]
-    formats = sample_formats(FORMATS, unit_for(task).seed_for("formats"))
-    for variant in prepared(task):
-        sample = variant.sample
-        assert sample.options is not None
-        fmt = formats[int(variant.details["format"])]
-        question = str(sample.doc["query"]).removeprefix("Question: ")
-        expected = fmt.render([], question, None)  # options are continuations, never listed
-        assert [r.args for r in variant.requests] == [(expected, f" {o}") for o in sample.options]
+    variants = prepared(tasks["arc_challenge_local"])
+    assert variants[0].requests[0].args == (  # doc 0 in format 0, its first option
+        "question: An astronomer observes that a planet rotates faster after a meteorite impact. "
+        "Which is the most likely effect of this increase in rotation?\n\tThe answer is:",
+        " Planetary density will decrease.",
+    )
+    for variant in variants:
+        doc = variant.sample.doc
+        question = str(doc["query"]).removeprefix("Question: ")  # the task's own cue is dropped
+        expected = ARC_FORMATS[int(variant.details["format"])].format(q=question)  # options never listed
+        assert [r.args for r in variant.requests] == [(expected, f" {o}") for o in doc["choices"]]
 
 
 def test_formats_on_boolq_keep_the_passage_before_the_question(tasks: dict[str, PreparedTask]) -> None:
-    task = tasks["boolq_local"]
-    formats = sample_formats(FORMATS, unit_for(task).seed_for("formats"))
-    for variant in prepared(task):
+    for variant in prepared(tasks["boolq_local"]):
         doc = variant.sample.doc
-        fmt = formats[int(variant.details["format"])]
-        expected = fmt.render([doc["passage"].strip()], doc["question"].strip(), None)
+        template = BOOLQ_FORMATS[int(variant.details["format"])]
+        expected = template.format(p=doc["passage"].strip(), q=doc["question"].strip())
         assert [r.args for r in variant.requests] == [(expected, " no"), (expected, " yes")]
 
 
@@ -183,13 +212,16 @@ def test_summary_known_answers(tasks: dict[str, PreparedTask]) -> None:
     assert result.primary_metric == "spread"
     summary = result.probe
     assert summary is not None
-    assert summary.best_format == descriptions[0]  # first of the two best formats
-    assert summary.worst_format == descriptions[4]
+    # the first of the two best formats, and the worst
+    assert summary.best_format == descriptions[0] == "question - {question}\\na. {option}\\nA -"
+    assert summary.worst_format == descriptions[4] == "Q:\\n{question}\\n1. {option}\\nAnswer:"
     assert [s.value for s in summary.formats] == pytest.approx(sorted(means, reverse=True))
     assert summary.settings == {"formats": FORMATS}
+    # 95% Wilson intervals for k of 3 right, by hand: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)
+    wilson = {0: (0.0, 0.5615), 1: (0.0615, 0.7923), 2: (0.2077, 0.9385), 3: (0.4385, 1.0)}
     for scored in summary.formats:  # each format's accuracy with a Wilson interval
         j = descriptions.index(scored.format)
-        assert (scored.ci_low, scored.ci_high) == pytest.approx(wilson_interval(int(TABLE[:, j].sum()), 3))
+        assert (scored.ci_low, scored.ci_high) == pytest.approx(wilson[int(TABLE[:, j].sum())], abs=1e-4)
         assert scored.example == examples[j] and scored.n == 3
 
 
