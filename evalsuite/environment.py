@@ -8,12 +8,13 @@ import os
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import psutil
 import torch
 
 from evalsuite.config import RunConfig
+from evalsuite.manifest import Hardware, ManifestHeader
+from evalsuite.records import MANIFEST_SCHEMA
 
 PACKAGES = (
     "evalsuite",
@@ -58,25 +59,26 @@ def git_sha() -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def hardware() -> dict[str, Any]:
+def hardware() -> Hardware:
     cuda = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "memory_bytes": psutil.virtual_memory().total,
-        "cuda_devices": cuda,
-    }
+    return Hardware(
+        platform=platform.platform(),
+        machine=platform.machine(),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        memory_bytes=psutil.virtual_memory().total,
+        cuda_devices=cuda,
+    )
 
 
-def manifest_header(config: RunConfig) -> dict[str, Any]:
-    return {
-        "run": config.run.name,
-        "created": utc_now(),
-        "seed": config.run.seed,
-        "config": config.model_dump(mode="json"),
-        "versions": package_versions(),
-        "git_sha": git_sha(),
-        "hardware": hardware(),
-    }
+def manifest_header(config: RunConfig) -> ManifestHeader:
+    return ManifestHeader(
+        schema=MANIFEST_SCHEMA,
+        run=config.run.name,
+        created=utc_now(),
+        seed=config.run.seed,
+        config=config.model_dump(mode="json"),
+        versions=package_versions(),
+        git_sha=git_sha(),
+        hardware=hardware(),
+    )

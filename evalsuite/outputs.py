@@ -36,5 +36,6 @@ def write_outputs(run: RunDir, *, as_run: bool = False) -> None:
                     "samples.jsonl": file_digest(run.path / "samples.jsonl"),
                     "results.json": files.staged["results.json"],
                 }
-                manifest = {**manifest, "files": digests}
-            files.stage("manifest.json", lambda path: write_json(path, manifest))
+                manifest = manifest.model_copy(update={"files": digests})
+            document = manifest.document()
+            files.stage("manifest.json", lambda path: write_json(path, document))

@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
-import json
 import math
 import os
 import re
@@ -45,8 +44,8 @@ from pydantic import ValidationError
 
 from evalsuite.config import RunConfig, format_validation_error, parse_config
 from evalsuite.errors import DataError
+from evalsuite.manifest import MANIFEST_SCHEMAS, Edit, Manifest, ProbeEntry, TaskEntry, parse_manifest
 from evalsuite.records import (
-    MANIFEST_SCHEMA,
     RESULTS_SCHEMA,
     SAMPLE_SCHEMA,
     Results,
@@ -65,7 +64,6 @@ PENDING = f".{CHECKSUMS}.pending"
 ACCEPT_EDITS = "--accept-edits"
 SAMPLE_SCHEMAS = (SAMPLE_SCHEMA,)  # the record versions this evalsuite reads
 RESULTS_SCHEMAS = (RESULTS_SCHEMA,)
-MANIFEST_SCHEMAS = (MANIFEST_SCHEMA,)
 UNSEALED = "missing (written before evalsuite sealed its run directories)"
 _SEAL_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 
@@ -73,52 +71,44 @@ _SEAL_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 @dataclass(frozen=True)
 class RunDir:
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     results: Results
     samples: tuple[SampleRecord, ...]
     accepted: tuple[str, ...] = ()  # changes let through by --accept-edits now; writing records them
 
     @property
     def name(self) -> str:
-        return str(self.manifest.get("run", self.path.name))
+        return self.manifest.run
 
     @property
     def config(self) -> RunConfig:
-        return parse_config(self.manifest.get("config"), f"{self.path / 'manifest.json'} (config)")
+        return parse_config(self.manifest.config, f"{self.path / 'manifest.json'} (config)")
 
     @property
     def token_shift(self) -> dict[tuple[str, str], TokenKL]:
-        pairs = self.manifest.get("token_shift", {}).get("pairs", {})
+        shift = self.manifest.token_shift
         out = {}
-        for key, value in pairs.items():
+        for key, pair in (shift.pairs if shift is not None else {}).items():
             base, _, variant = key.partition(" -> ")
-            out[(base, variant)] = TokenKL(
-                float(value["token_kl"]),
-                float(value["tail_mass"]),
-                int(value["tokens"]),
-                float(value.get("token_kl_p99") or "nan"),  # runs before it was kept have none
-            )
+            p99 = float("nan") if pair.token_kl_p99 is None else pair.token_kl_p99  # none: not finite, or old
+            out[(base, variant)] = TokenKL(pair.token_kl, pair.tail_mass, pair.tokens, p99)
         return out
 
     @property
     def routing(self) -> dict[tuple[str, str], dict[tuple[str, int], float]]:
         """MoE pairs: routing agreement per (task, document) of the prompts it was measured on."""
-        pairs = self.manifest.get("token_shift", {}).get("routing", {})
+        shift = self.manifest.token_shift
         out = {}
-        for key, items in pairs.items():
+        for key, items in (shift.routing if shift is not None else {}).items():
             base, _, variant = key.partition(" -> ")
-            out[(base, variant)] = {(str(task), int(doc)): float(value) for task, doc, value in items}
+            out[(base, variant)] = {(task, doc): value for task, doc, value in items}
         return out
 
     @property
     def edits(self) -> tuple[str, ...]:
         """Every change made after the run and accepted with --accept-edits, for the reader to see."""
-        notes = []
-        entries = self.manifest.get("edits")
-        for entry in entries if isinstance(entries, list) else ():
-            if isinstance(entry, dict):
-                when = entry.get("accepted", "?")
-                notes += [f"{change} (accepted {when})" for change in entry.get("changes") or ()]
+        edits = self.manifest.edits
+        notes = [f"{change} (accepted {edit.accepted})" for edit in edits for change in edit.changes]
         return (*notes, *(f"{change} (accepted now)" for change in self.accepted))
 
     def with_edits_recorded(self) -> RunDir:
@@ -126,9 +116,8 @@ class RunDir:
         if not self.accepted:
             return self
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        entry = {"accepted": now, "changes": list(self.accepted)}
-        edits = [*(self.manifest.get("edits") or []), entry]
-        return replace(self, manifest={**self.manifest, "edits": edits}, accepted=())
+        edits = [*self.manifest.edits, Edit(accepted=now, changes=list(self.accepted))]
+        return replace(self, manifest=self.manifest.model_copy(update={"edits": edits}), accepted=())
 
 
 def load_run(path: Path) -> RunDir:
@@ -142,14 +131,7 @@ def load_run(path: Path) -> RunDir:
             if sealed or (name != "manifest.json" and (path / "manifest.json").is_file()):
                 raise DataError(f"{path / name}: missing (deleted after the run wrote it?)")
             raise DataError(f"{path}: not a run directory (no {name})")
-    try:
-        manifest = json.loads(_text(path / "manifest.json"))
-    except json.JSONDecodeError as error:
-        raise DataError(
-            f"{path / 'manifest.json'}: not valid JSON: {error.msg} (line {error.lineno})"
-        ) from None
-    if not isinstance(manifest, dict):
-        raise DataError(f"{path / 'manifest.json'}: expected a JSON object")
+    manifest = parse_manifest(_text(path / "manifest.json"), path / "manifest.json")
     try:
         results = Results.model_validate_json(_text(path / "results.json"))
     except ValidationError as error:
@@ -196,7 +178,7 @@ class Change:
         return f"{self.file}: {self.kind}"
 
 
-def changed_files(path: Path, manifest: Mapping[str, Any]) -> list[Change]:
+def changed_files(path: Path, manifest: Manifest) -> list[Change]:
     """The files that match neither checksums.sha256 (or the pending list of an interrupted write) nor
     the digests of samples.jsonl and results.json as the run wrote them (the manifest's ``files``);
     the checksums' own problems first."""
@@ -269,14 +251,11 @@ def checksums_text(digests: Mapping[str, str]) -> str:
     return "".join(f"{digests[name]}  {name}\n" for name in SEALED if name in digests)
 
 
-def _manifest_digests(path: Path, manifest: Mapping[str, Any]) -> dict[str, str]:
-    files = manifest.get("files")
+def _manifest_digests(path: Path, manifest: Manifest) -> dict[str, str]:
+    files = manifest.files
     if files is None:
         return {}
-    if not isinstance(files, dict) or not all(
-        name in SEALED and isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)
-        for name, digest in files.items()
-    ):
+    if not all(name in SEALED and re.fullmatch(r"[0-9a-f]{64}", digest) for name, digest in files.items()):
         raise DataError(f"{path / 'manifest.json'}: files: expected the sha256 of each file the run wrote")
     return dict(files)
 
@@ -337,18 +316,10 @@ def check_records(run: RunDir) -> None:
     """The records against the manifest and results.json; the first disagreement is a DataError."""
     manifest, where = run.manifest, run.path / "manifest.json"
     samples_path, results_path = run.path / "samples.jsonl", run.path / "results.json"
-    if manifest.get("schema") not in MANIFEST_SCHEMAS:
-        raise DataError(f"{where}: {_unknown_schema(manifest.get('schema'), MANIFEST_SCHEMAS)}")
-    models = _table(manifest, "models", where)
-    tasks = _table(manifest, "tasks", where)
-    probes = _table(manifest, "probes", where) if "probes" in manifest else {}
-    _check_edits(manifest.get("edits"), where)
-    try:
-        run.token_shift  # noqa: B018  (read only to check it can be)
-        run.routing  # noqa: B018
-    except (AttributeError, KeyError, TypeError, ValueError):
-        raise DataError(f"{where}: token_shift: not the table the run wrote") from None
-    units = {**tasks, **probes}
+    if manifest.schema_ not in MANIFEST_SCHEMAS:  # parse_manifest refuses them; a RunDir built in code
+        raise DataError(f"{where}: {_unknown_schema(manifest.schema_, MANIFEST_SCHEMAS)}")
+    models, tasks, probes = manifest.models, manifest.tasks, manifest.probes
+    units: dict[str, TaskEntry | ProbeEntry] = {**tasks, **probes}
     by_unit: dict[tuple[str, str], list[SampleRecord]] = {}
     first_line: dict[tuple[str, str, int, str], int] = {}
     for line, record in enumerate(run.samples, start=1):
@@ -367,15 +338,16 @@ def check_records(run: RunDir) -> None:
             )
         first_line[key] = line
         by_unit.setdefault((record.model, record.task), []).append(record)
-    declared = {unit: _declared_count(entry, unit in probes) for unit, entry in units.items()}
+    # how many documents (a task) or records (a probe) per model the run wrote
+    declared = {u: e.variants if isinstance(e, ProbeEntry) else e.samples for u, e in units.items()}
     if not run.samples and any(declared.values()):
-        total = len(models) * sum(n for n in declared.values() if n)
+        total = len(models) * sum(declared.values())
         raise DataError(f"{samples_path}: no records; the run wrote {total}")
     for model in models:
         for unit, count in declared.items():
             records = by_unit.get((model, unit), [])
             found = len(records) if unit in probes else len({r.doc_id for r in records})
-            if count is not None and found != count:
+            if found != count:
                 what = "records" if unit in probes else "documents"
                 raise DataError(
                     f"{samples_path}: {found} {what} of model {model!r} on {unit!r}; the run wrote {count}"
@@ -473,32 +445,6 @@ def _mean(values: Sequence[Any]) -> float | None:
 
 def _scored(record: SampleRecord, metric: str) -> bool:
     return record.error is None and metric in record.metrics
-
-
-def _table(manifest: Mapping[str, Any], key: str, where: Path) -> dict[str, Any]:
-    value = manifest.get(key)
-    if not isinstance(value, dict):
-        raise DataError(f"{where}: {key}: expected the table the run wrote, found {type(value).__name__}")
-    return value
-
-
-def _declared_count(entry: Any, probe: bool) -> int | None:
-    """How many documents (a task) or records (a probe) per model the run wrote, where the manifest says."""
-    count = entry.get("variants" if probe else "samples") if isinstance(entry, dict) else None
-    return count if isinstance(count, int) and not isinstance(count, bool) else None
-
-
-def _check_edits(edits: Any, where: Path) -> None:
-    if edits is None:
-        return
-    if not isinstance(edits, list) or not all(
-        isinstance(e, dict)
-        and isinstance(e.get("accepted"), str)
-        and isinstance(e.get("changes"), list)
-        and all(isinstance(c, str) for c in e["changes"])
-        for e in edits
-    ):
-        raise DataError(f"{where}: edits: expected a list of {{accepted, changes}} entries")
 
 
 def _names(table: Mapping[str, Any]) -> str:

@@ -26,6 +26,15 @@ from evalsuite.engine.ranks import SINGLE, Ranks
 from evalsuite.engine.scheduler import AnswerCache
 from evalsuite.errors import ConfigError, EvalsuiteError, did_you_mean
 from evalsuite.files import check_folder, staging_folder
+from evalsuite.manifest import (
+    Manifest,
+    ModelEntry,
+    ModelInfoEntry,
+    ProbeEntry,
+    RequestCounts,
+    TaskEntry,
+    TelemetryEntry,
+)
 from evalsuite.models import BACKENDS, LoadContext
 from evalsuite.models.base import PREFLIGHT
 from evalsuite.models.lazy import LazyBackend, open_backend
@@ -36,7 +45,6 @@ from evalsuite.probes.base import samples as probe_samples
 from evalsuite.probes.metrics import Settings
 from evalsuite.probes.registry import probe_for, probe_kind
 from evalsuite.records import (
-    MANIFEST_SCHEMA,
     Results,
     SampleRecord,
     TaskResult,
@@ -202,10 +210,10 @@ def execute(
     ``secrets`` are the API keys the config names (by environment variable); ``ranks`` the processes
     of a data-parallel run, which share the requests; rank 0 alone writes the run directory."""
     config = plan.config
-    manifest = environment.manifest_header(config)
+    header = environment.manifest_header(config)
     samples: list[SampleRecord] = []
     results: list[TaskResult] = []
-    models: dict[str, object] = {}
+    models: dict[str, ModelEntry] = {}
     pairs = comparison_pairs(
         {m.name: m.baseline for m in config.models}, [m.name for m in config.models], config.stats.all_pairs
     )
@@ -237,32 +245,35 @@ def execute(
     comparison_plan = plan_for(config, results)
     comparison_plan = replace(comparison_plan, token_shift=shift.measured, routing=shift.routing)
     comparisons, skipped = build_comparisons(comparison_plan, results, samples, config.run.seed)
-    manifest["models"] = models
-    manifest["tasks"] = {
-        p.spec.name: {
-            "source": p.spec.source,
-            "output_type": str(p.task.OUTPUT_TYPE),
-            "num_fewshot": p.num_fewshot,
-            "limit": p.limit,
-            "samples": len({i.doc_id for i in p.instances}),
-            "primary_metric": p.primary_metric,
-        }
-        for p in plan.tasks
-    }
-    manifest["probes"] = {
-        p.unit.name: {
-            "probe": p.unit.config.label,
-            "kind": p.unit.config.kind,
-            "task": p.unit.task_name or None,
-            "samples": len({v.sample.doc_id for v in p.variants}),
-            "variants": len(p.variants),
-            "num_fewshot": p.unit.task.num_fewshot if p.unit.task is not None else 0,
-        }
-        for p in plan.probes
-    }
-    manifest["token_shift"] = shift.manifest()
-    manifest["ranks"] = ranks.world
-    manifest["finished"] = environment.utc_now()
+    manifest = Manifest(
+        **dict(header),
+        models=models,
+        tasks={
+            p.spec.name: TaskEntry(
+                source=p.spec.source,
+                output_type=str(p.task.OUTPUT_TYPE),
+                num_fewshot=p.num_fewshot,
+                limit=p.limit,
+                samples=len({i.doc_id for i in p.instances}),
+                primary_metric=p.primary_metric,
+            )
+            for p in plan.tasks
+        },
+        probes={
+            p.unit.name: ProbeEntry(
+                probe=p.unit.config.label,
+                kind=p.unit.config.kind,
+                task=p.unit.task_name or None,
+                samples=len({v.sample.doc_id for v in p.variants}),
+                variants=len(p.variants),
+                num_fewshot=p.unit.task.num_fewshot if p.unit.task is not None else 0,
+            )
+            for p in plan.probes
+        },
+        token_shift=shift.manifest(),
+        ranks=ranks.world,
+        finished=environment.utc_now(),
+    )
     outcome = Results(
         run=config.run.name, results=results, comparisons=comparisons, skipped_comparisons=skipped
     )
@@ -319,26 +330,24 @@ def chunk_size(model: ModelConfig) -> int:
     return 128
 
 
-def describe(
-    backend_name: str, baseline: str | None, engine: Engine, ranks: Ranks = SINGLE
-) -> dict[str, object]:
+def describe(backend_name: str, baseline: str | None, engine: Engine, ranks: Ranks = SINGLE) -> ModelEntry:
     """A model's manifest entry; in a data-parallel run, over all ranks (a collective call)."""
     backend = engine.backend
     loaded = backend.loaded if isinstance(backend, LazyBackend) else True
     gathered = ranks.all_gather((loaded, backend.telemetry()))
     telemetry = telemetry_merge([t for _, t in gathered])
-    return {
-        "backend": backend_name,
-        "baseline": baseline,
-        "loaded": any(loaded for loaded, _ in gathered),
-        "requests": asdict(engine.counts),
-        "info": asdict(backend.describe()),
-        "telemetry": {
+    return ModelEntry(
+        backend=backend_name,
+        baseline=baseline,
+        loaded=any(loaded for loaded, _ in gathered),
+        requests=RequestCounts(**asdict(engine.counts)),
+        info=ModelInfoEntry(**asdict(backend.describe())),
+        telemetry=TelemetryEntry(
             **asdict(telemetry),
-            "tokens_per_second": telemetry.tokens_per_second,
-            "generated_tokens_per_second": telemetry.generated_tokens_per_second,
-        },
-    }
+            tokens_per_second=telemetry.tokens_per_second,
+            generated_tokens_per_second=telemetry.generated_tokens_per_second,
+        ),
+    )
 
 
 def answers_note(name: str, engine: Engine) -> str:
@@ -381,15 +390,12 @@ def in_comparison_order(config: RunConfig) -> RunConfig:
     return config.model_copy(update={"models": tuple(by_name[n] for n in ordered)})
 
 
-def write_run_dir(
-    run_dir: Path, manifest: dict[str, object], samples: list[SampleRecord], results: Results
-) -> None:
+def write_run_dir(run_dir: Path, manifest: Manifest, samples: list[SampleRecord], results: Results) -> None:
     """Write into a staging folder, then swap it into place; an existing run of that name is replaced."""
     staging = staging_folder(run_dir.parent, f".{run_dir.name}.")
     try:
         write_samples(staging / "samples.jsonl", samples)
-        full_manifest = {"schema": MANIFEST_SCHEMA, **manifest}
-        write_outputs(RunDir(staging, full_manifest, results, tuple(samples)), as_run=True)
+        write_outputs(RunDir(staging, manifest, results, tuple(samples)), as_run=True)
         if run_dir.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.old.", dir=run_dir.parent))
             run_dir.rename(retired / run_dir.name)

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from evalsuite.config import StatsSettings
+from evalsuite.manifest import PairShift, TokenShiftEntry
 from evalsuite.models.base import Backend, ExpertRouting, TokenDistributions
 from evalsuite.stats.shift import TokenKL, routing_agreement, token_kl
 
@@ -91,22 +92,22 @@ class TokenShift:
         if all((base, variant) in self.routing for base, variant in self.pairs if base == name):
             self.routes.pop(name, None)
 
-    def manifest(self) -> dict[str, object]:
-        return {
-            "method": f"top-{self.settings.kl_top_k} + tail bucket lower bound, first "
+    def manifest(self) -> TokenShiftEntry:
+        return TokenShiftEntry(
+            method=f"top-{self.settings.kl_top_k} + tail bucket lower bound, first "
             f"{self.settings.kl_max_tokens} tokens of {len(self.texts)} prompts of the run",
-            "pairs": {
-                f"{b} -> {v}": {
-                    "token_kl": kl.mean,
-                    "tail_mass": kl.tail_mass,
-                    "tokens": kl.tokens,
-                    "token_kl_p99": None if np.isnan(kl.p99) else kl.p99,
-                }
+            pairs={
+                f"{b} -> {v}": PairShift(
+                    token_kl=kl.mean,
+                    tail_mass=kl.tail_mass,
+                    tokens=kl.tokens,
+                    token_kl_p99=None if np.isnan(kl.p99) else kl.p99,
+                )
                 for (b, v), kl in self.measured.items()
             },
-            "skipped": self.skipped,
-            "routing": {
-                f"{b} -> {v}": [[task, doc, value] for (task, doc), value in sorted(agreement.items())]
+            skipped=dict(self.skipped),
+            routing={
+                f"{b} -> {v}": [(task, doc, value) for (task, doc), value in sorted(agreement.items())]
                 for (b, v), agreement in self.routing.items()
             },
-        }
+        )

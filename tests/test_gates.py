@@ -587,7 +587,7 @@ def test_shift_within_noise_is_the_panels_rule(tmp_path: Path) -> None:
 def replace_results(run: Any, comparisons: list[Comparison]) -> Any:
     from dataclasses import replace
 
-    manifest = {**run.manifest, "config": {"models": []}}  # no noise_floor in the config
+    manifest = run.manifest.model_copy(update={"config": {"models": []}})  # no noise_floor in the config
     return replace(
         run, manifest=manifest, results=run.results.model_copy(update={"comparisons": comparisons})
     )

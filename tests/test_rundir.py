@@ -404,7 +404,7 @@ DISAGREEING: dict[str, tuple[Callable[[Path], Any], str]] = {
     ),
     "token shift mangled": (
         lambda d: edit_json(d / "manifest.json", lambda m: set_in(m, ("token_shift",), {"pairs": {"a": 1}})),
-        "manifest.json: token_shift: not the table the run wrote",
+        "manifest.json: token_shift.method: required key is missing (and 1 more problem)",
     ),
     "manifest of schema 99": (
         lambda d: edit_json(d / "manifest.json", lambda m: set_in(m, ("schema",), "evalsuite.manifest/99")),
@@ -456,7 +456,7 @@ def test_open_run_records_nothing_until_written(run_dir: Path) -> None:
     (run_dir / "summary.md").write_text("edited", encoding="utf-8")
     run = open_run(run_dir, accept_edits=True)
     assert run.accepted == ("summary.md: changed",) and run.edits == ("summary.md: changed (accepted now)",)
-    assert "edits" not in run.manifest
+    assert run.manifest.edits == [] and "edits" not in run.manifest.document()
 
 
 @pytest.fixture(scope="module")

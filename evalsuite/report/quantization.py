@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from evalsuite import noise as rule
+from evalsuite.manifest import Manifest, ModelInfoEntry
 from evalsuite.records import Comparison, TaskResult
 from evalsuite.rundir import RunDir
 
@@ -92,19 +93,19 @@ class Storage:
     kernel: str | None
 
 
-def storage(info: Mapping[str, Any], quantization: str | None = None) -> Storage:
-    """``info`` is ``manifest.json``'s ``models[name].info``; ``quantization`` the config's, for an
-    entry that has none of its own."""
-    named = text(info.get("quantization")) or text(quantization)
-    fmt = text(info.get("weight_format"))
+def storage(info: ModelInfoEntry | None, quantization: str | None = None) -> Storage:
+    """``info`` is ``manifest.json``'s ``models[name].info`` (None: the manifest has no such model);
+    ``quantization`` the config's, for an entry that has none of its own."""
+    named = text(info.quantization if info else None) or text(quantization)
+    fmt = text(info.weight_format if info else None)
     if fmt is None:
-        fmt = named if named not in (None, *NO_QUANTIZATION) else text(info.get("dtype"))
-    bits = finite(info.get("bits_per_weight"))
+        fmt = named if named not in (None, *NO_QUANTIZATION) else text(info.dtype if info else None)
+    bits = finite(info.bits_per_weight if info else None)
     return Storage(
         format=fmt,
         bits_per_weight=bits if bits is not None and bits > 0 else None,
-        group_size=positive_int(info.get("group_size")),
-        kernel=text(info.get("kernel")),
+        group_size=positive_int(info.group_size if info else None),
+        kernel=text(info.kernel if info else None),
     )
 
 
@@ -201,40 +202,25 @@ class QuantizationPanel:
     tables: tuple[BaselineTable, ...]
 
 
-def noise_floor_models(manifest: Mapping[str, Any]) -> set[str]:
+# The resolved config is read as the manifest keeps it (JSON, Manifest.config), not parsed into a
+# RunConfig: the panel draws runs whose config this evalsuite would resolve differently, or refuse.
+def noise_floor_models(manifest: Manifest) -> set[str]:
     """The models the resolved config marks ``noise_floor: true`` (none in runs older than the key)."""
-    config = manifest.get("config")
-    models = config.get("models") if isinstance(config, Mapping) else None
-    if not isinstance(models, list):
-        return set()
-    return {m["name"] for m in models if isinstance(m, Mapping) and m.get("noise_floor") is True}
+    return {name for name, m in _config_models(manifest).items() if m.get("noise_floor") is True}
 
 
-def _config_models(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    config = manifest.get("config")
-    models = config.get("models") if isinstance(config, Mapping) else None
+def _config_models(manifest: Manifest) -> dict[str, Mapping[str, Any]]:
+    models = manifest.config.get("models")
     if not isinstance(models, list):
         return {}
     return {m["name"]: m for m in models if isinstance(m, Mapping) and isinstance(m.get("name"), str)}
 
 
-def model_storage(manifest: Mapping[str, Any], name: str) -> Storage:
+def model_storage(manifest: Manifest, name: str) -> Storage:
     """The storage facts of model ``name`` in ``manifest``, for the models table and the panel."""
-    entry = _entry(manifest, name)
-    info = entry.get("info")
+    entry = manifest.models.get(name)
     quantization = _config_models(manifest).get(name, {}).get("quantization")
-    return storage(info if isinstance(info, Mapping) else {}, text(quantization))
-
-
-def _entry(manifest: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    models = manifest.get("models")
-    entry = models.get(name) if isinstance(models, Mapping) else None
-    return entry if isinstance(entry, Mapping) else {}
-
-
-def _section(entry: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = entry.get(key)
-    return value if isinstance(value, Mapping) else {}
+    return storage(entry.info if entry is not None else None, text(quantization))
 
 
 def _value(results: Mapping[tuple[str, str], TaskResult], model: str, column: Column) -> float | None:
@@ -258,13 +244,14 @@ def _row(
     results: Mapping[tuple[str, str], TaskResult],
     baseline: str,
 ) -> Row:
-    entry = _entry(run.manifest, model)
-    info, telemetry = _section(entry, "info"), _section(entry, "telemetry")
-    kind = text(telemetry.get("memory_kind"))
-    peak = finite(telemetry.get("peak_memory_bytes")) if kind not in (None, "none") else None
-    seconds, tokens = finite(telemetry.get("scoring_seconds")), finite(telemetry.get("scored_tokens"))
+    entry = run.manifest.models.get(model)
+    info, telemetry = (entry.info, entry.telemetry) if entry is not None else (None, None)
+    kind = text(telemetry.memory_kind) if telemetry is not None else None
+    peak = finite(telemetry.peak_memory_bytes) if telemetry is not None and kind != "none" else None
+    seconds = finite(telemetry.scoring_seconds) if telemetry is not None else None
+    tokens = finite(telemetry.scored_tokens) if telemetry is not None else None
     speed = tokens / seconds if tokens is not None and seconds else None
-    weights = finite(info.get("weight_memory_bytes"))
+    weights = finite(info.weight_memory_bytes) if info is not None else None
     values = tuple(_value(results, model, column) for column in columns)
     cells: list[Cell | None] = []
     for column, value in zip(columns, values, strict=True):

@@ -295,7 +295,7 @@ def judged_margins(results: Results) -> list[str]:
 
 
 def _models(run: RunDir) -> Section | None:
-    models = run.manifest.get("models") or {}
+    models = run.manifest.models
     if not models:
         return None
     storage = {name: model_storage(run.manifest, name) for name in models}
@@ -336,7 +336,7 @@ def _samples(run: RunDir) -> Section | None:
 
 
 def _manifest(run: RunDir) -> Section:
-    config = json.dumps(run.manifest.get("config", {}), indent=2, ensure_ascii=False)
+    config = json.dumps(run.manifest.config, indent=2, ensure_ascii=False)
     return Section("manifest", "Manifest", "manifest", {"manifest": run.manifest, "config": config})
 
 

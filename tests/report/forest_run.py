@@ -21,6 +21,7 @@ from evalsuite.records import (
 )
 from evalsuite.report import render_report
 from evalsuite.rundir import load_run
+from tests.test_manifest import manifest_json
 
 BASE = "Meta-Llama-3.1-8B-Instruct-bf16-reference-checkpoint-from-the-hub-revision-" + "5206a32e0bd3" * 4
 VARIANT = "Meta-Llama-3.1-8B-Instruct-Q4_K_M-imatrix-calibrated-on-wikitext-103-with-2048-token-windows-v2"
@@ -94,7 +95,7 @@ def write_forest_run(folder: Path) -> Path:
         for m in (BASE, VARIANT, SHORT)
         for t in TASKS.values()
     ]
-    write_json(run / "manifest.json", {"run": run.name, "created": "2026-01-01T00:00:00Z", "seed": 1})
+    write_json(run / "manifest.json", manifest_json(run.name, models={}, tasks={}))
     document = Results(run=run.name, results=results, comparisons=comparisons)
     write_json(run / "results.json", document.model_dump(mode="json", by_alias=True))
     write_samples(run / "samples.jsonl", samples)

@@ -27,6 +27,7 @@ from evalsuite.records import (
 from evalsuite.report import render_report
 from evalsuite.rundir import load_run
 from tests.report.conftest import HOSTILE
+from tests.test_manifest import manifest_json
 
 MODELS = ("base", "small")
 BIDI = "right-to-left \u202eevil\u202c and \u2066isolate\u2069"
@@ -209,7 +210,7 @@ def plain_results() -> list[TaskResult]:
 
 def write_run(run: Path, results: list[TaskResult], samples: list[SampleRecord]) -> Path:
     """A run directory named after its folder, with report.html rendered from its records; returns it."""
-    write_json(run / "manifest.json", {"run": run.name, "created": "2026-01-01T00:00:00Z", "seed": 1})
+    write_json(run / "manifest.json", manifest_json(run.name, models={}, tasks={}))
     write_json(
         run / "results.json", Results(run=run.name, results=results).model_dump(mode="json", by_alias=True)
     )

@@ -20,10 +20,11 @@ from evalsuite.rundir import RunDir, load_run
 from tests.report import hallucination_run as built
 from tests.report.hallucination_run import BINS, UNITS, result
 from tests.report.probe_run import MODELS
+from tests.test_manifest import a_manifest
 
 
 def test_no_section_without_hallucination_units(tmp_path: Path, probe_run: Path) -> None:
-    plain = RunDir(tmp_path, {"run": "plain"}, Results(run="plain", results=[]), ())
+    plain = RunDir(tmp_path, a_manifest("plain"), Results(run="plain", results=[]), ())
     assert hallucination(plain) is None
     assert hallucination(load_run(probe_run)) is None  # robustness probes only
 
@@ -273,5 +274,5 @@ def test_page_stays_inert(hallucination_run: Path) -> None:
 def test_a_unit_without_failures_says_so(tmp_path: Path) -> None:
     records = (built.halueval(0, "base", hallucinated=True, judgement=True),)
     results = Results(run="x", results=[result("halueval", "base", 1)])
-    page = render_report(RunDir(tmp_path, {"run": "x"}, results, records))
+    page = render_report(RunDir(tmp_path, a_manifest("x"), results, records))
     assert "halueval · base: no failures in 1 records." in page

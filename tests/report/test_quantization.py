@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from lxml import html
 
+from evalsuite.manifest import ModelInfoEntry
 from evalsuite.records import (
     Discordant,
     MetricResult,
@@ -29,6 +30,8 @@ from evalsuite.report import render_report
 from evalsuite.report.quantization import NOISE_FLOOR_LABEL, human_bytes, quantization_panel, storage
 from evalsuite.rundir import load_run
 from tests.report.forest_run import comparison
+from tests.test_manifest import INFO as FULL_INFO
+from tests.test_manifest import a_manifest, manifest_json
 
 BASE, NOISE, Q4, Q8 = "base", "base-batch64", "q4", "q8"
 ORDER_IN_RUN = (Q4, NOISE, Q8)  # as the config lists them: the panel reorders
@@ -148,12 +151,10 @@ def write_quant_run(folder: Path, info: dict[str, dict[str, Any]] | None = None,
         | ({"noise_floor": True} if m == NOISE and noise else {})
         for m in ORDER_IN_RUN
     ]
-    manifest = {
-        "run": run.name,
-        "created": "2026-01-01T00:00:00Z",
-        "seed": 1,
-        "config": {"models": config_models},
-        "models": {
+    manifest = manifest_json(
+        run.name,
+        config={"models": config_models},
+        models={
             m: {
                 "backend": "llamacpp",
                 "baseline": None if m == BASE else BASE,
@@ -162,7 +163,8 @@ def write_quant_run(folder: Path, info: dict[str, dict[str, Any]] | None = None,
             }
             for m in (BASE, *ORDER_IN_RUN)
         },
-    }
+        tasks={},
+    )
     write_json(run / "manifest.json", manifest)
     document = Results(run=run.name, results=results, comparisons=comparisons)
     write_json(run / "results.json", document.model_dump(mode="json", by_alias=True))
@@ -261,15 +263,18 @@ def test_no_panel_without_comparisons(tmp_path: Path) -> None:
     from evalsuite.rundir import RunDir
 
     assert (
-        quantization_panel(RunDir(tmp_path, {"run": "plain"}, Results(run="plain", results=[]), ())) is None
+        quantization_panel(RunDir(tmp_path, a_manifest("plain"), Results(run="plain", results=[]), ()))
+        is None
     )
 
 
 def test_storage_falls_back_and_human_bytes() -> None:
-    old = storage({"dtype": "bfloat16", "quantization": "none"})  # a run before the fields
+    old = storage(ModelInfoEntry(**{**FULL_INFO, "dtype": "bfloat16"}))  # a run before the fields
     assert (old.format, old.bits_per_weight, old.group_size, old.kernel) == ("bfloat16", None, None, None)
-    assert storage({}, "bnb-nf4").format == "bnb-nf4"
-    assert storage({"bits_per_weight": float("nan"), "group_size": 0}).bits_per_weight is None
+    assert storage(None, "bnb-nf4").format == "bnb-nf4"  # a model the manifest has no entry for
+    assert storage(None, "none").format is None
+    nan = ModelInfoEntry(**{**FULL_INFO, "bits_per_weight": float("nan"), "group_size": 0})
+    assert (nan.bits_per_weight is not None, storage(nan).bits_per_weight) == (True, None)
     assert human_bytes(540_000_000) == "540.0 MB"
     assert human_bytes(1_200_000_000) == "1.2 GB"
     assert human_bytes(999) == "999 B"

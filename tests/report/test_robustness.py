@@ -17,6 +17,7 @@ from evalsuite.report.render import _manifest, _results, _samples
 from evalsuite.report.robustness import pdr_chart, robustness
 from evalsuite.rundir import RunDir, load_run
 from tests.report.probe_run import MODELS, UNITS
+from tests.test_manifest import a_manifest
 
 
 def examples(run_dir: Path) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def examples(run_dir: Path) -> dict[str, Any]:
 
 
 def test_no_section_without_probes(tmp_path: Path) -> None:
-    run = RunDir(tmp_path, {"run": "plain"}, Results(run="plain", results=[]), ())
+    run = RunDir(tmp_path, a_manifest("plain"), Results(run="plain", results=[]), ())
     assert robustness(run) is None
 
 
