@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from evalsuite.errors import ConfigError, did_you_mean
-from evalsuite.probes.registry import ProbeConfigBase
+from evalsuite.probes.registry import BROKEN_PLUGINS, ProbeConfigBase
 from evalsuite.schema import NAME_PATTERN, StrictModel
 
 Dtype = Literal["float32", "float16", "bfloat16", "auto"]
@@ -540,6 +540,8 @@ def _describe_tag(
         return (*loc, key), f"required key is missing (one of {_one_of(tags)})"
     tag = data[key]
     hint = did_you_mean(tag, tags) if isinstance(tag, str) else ""
+    if tag in BROKEN_PLUGINS:  # a probe kind whose plugin is installed but did not import
+        hint = f"; the plugin naming it failed to load: {BROKEN_PLUGINS[tag]}"
     return (*loc, key), f"Input should be {_one_of(tags)} (got {_shown(tag)}){hint}"
 
 

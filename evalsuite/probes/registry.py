@@ -1,7 +1,9 @@
 """Probe kinds, registered by name: what a config's ``kind:`` names, and everything known about it.
 
-A probe kind is one module in :mod:`evalsuite.probes.kinds`, found there by name (every module of that
-package is imported once, on first use). The module declares, and registers with :func:`register`:
+A probe kind is one module: in :mod:`evalsuite.probes.kinds` (every module of that package is imported
+once, on first use), or in any installed package that names it under the ``evalsuite.probe_kinds``
+entry-point group (``[project.entry-points."evalsuite.probe_kinds"] upper_case = "my_pkg.upper_case"``).
+The module declares, and registers with :func:`register`:
 
 * its ``Config``: a :class:`ProbeConfigBase` whose ``kind`` is a ``Literal`` of the names it answers to,
   a member of the discriminated union :mod:`evalsuite.config` validates ``probes:`` entries with;
@@ -18,6 +20,7 @@ plain helpers: :mod:`evalsuite.config` imports them all when it is imported.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata as metadata
 import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -165,8 +168,13 @@ def probe_kind(name: str) -> ProbeKind:
     return PROBE_KINDS.get(name)
 
 
+ENTRY_POINTS = "evalsuite.probe_kinds"
+BROKEN_PLUGINS: dict[str, str] = {}  # entry-point name -> why its module did not import
+
+
 def load_kinds() -> None:
-    """Import every module of :mod:`evalsuite.probes.kinds` (each registers its kinds), once."""
+    """Import every module of :mod:`evalsuite.probes.kinds` and every module an installed package names
+    in the ``evalsuite.probe_kinds`` entry-point group (each registers its kinds), once."""
     global _loaded
     if _loaded:
         return
@@ -176,6 +184,13 @@ def load_kinds() -> None:
     for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if not module.name.startswith("_"):
             importlib.import_module(f"{package.__name__}.{module.name}")
+    for entry in sorted(metadata.entry_points(group=ENTRY_POINTS), key=lambda e: e.name):
+        try:
+            entry.load()
+        except Exception as error:
+            # A run that does not use the kind is not stopped by it; a config naming it is refused
+            # with this reason (config.format_validation_error).
+            BROKEN_PLUGINS[entry.name] = f"{entry.value}: {type(error).__name__}: {error}"
 
 
 def probe_for(config: ProbeConfigBase, cache_dir: Path) -> Probe:
