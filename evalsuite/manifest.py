@@ -137,6 +137,9 @@ class ProbeEntry(_Entry):
     samples: int  # documents it draws from
     variants: int  # records per model: check_records counts the records against it
     num_fewshot: int
+    # records per model, as written: an adaptive probe decides them while it runs (an attack adds one for
+    # each sample it attacks), so they can differ from the variants; absent in runs written before
+    records: dict[str, int] | None = None
 
 
 class PairShift(_Entry):

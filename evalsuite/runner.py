@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -245,6 +246,7 @@ def execute(
     comparison_plan = plan_for(config, results)
     comparison_plan = replace(comparison_plan, token_shift=shift.measured, routing=shift.routing)
     comparisons, skipped = build_comparisons(comparison_plan, results, samples, config.run.seed)
+    written = Counter((r.model, r.task) for r in samples)
     manifest = Manifest(
         **dict(header),
         models=models,
@@ -267,6 +269,7 @@ def execute(
                 samples=len({v.sample.doc_id for v in p.variants}),
                 variants=len(p.variants),
                 num_fewshot=p.unit.task.num_fewshot if p.unit.task is not None else 0,
+                records={m: written[m, p.unit.name] for m in models},
             )
             for p in plan.probes
         },

@@ -496,3 +496,29 @@ def test_a_run_with_probes_checks(
     assert cli.main(["report", str(copy), "--accept-edits"]) == 2
     err = capsys.readouterr().err
     assert "samples.jsonl: 19 records of model 'base' on 'homoglyph/quickstart_mc'; the run wrote 20" in err
+
+
+def test_a_config_stored_before_probe_kinds_had_their_own_keys_still_reads() -> None:
+    """Runs written before issue 18 stored every probe key on every entry, at its default where the kind
+    did not read it; reading them drops those keys, and keeps every key the kind does read."""
+    from evalsuite.config import parse_config
+    from evalsuite.rundir import own_probe_keys
+
+    flat = {
+        **{"severity": "medium", "seeds": 3, "fields": None, "choices": False, "formats": 8},
+        **{"recipe": "deepwordbug", "query_budget": 200, "samples": 5, "temperature": 0.7},
+        **{"embedding": True, "max_tokens": 32, "name": None, "limit": None, "num_fewshot": None},
+    }
+    stored = {
+        "models": [{"name": "m", "path": "org/model"}],
+        "probes": [
+            {**flat, "kind": "fabricated", "tasks": [], "max_tokens": 16, "embedding": False},
+            {**flat, "kind": "typo", "tasks": ["sst2_local"], "seeds": 2},
+        ],
+    }
+    with pytest.raises(Exception, match="does not apply to kind 'fabricated'"):
+        parse_config(stored)
+    fabricated, typo = parse_config(own_probe_keys(stored)).probes
+    assert fabricated.settings() == {"embedding": False, "max_tokens": 16}
+    assert typo.settings() == {"severity": "medium", "seeds": 2, "choices": False, "fields": None}
+    assert own_probe_keys({"models": []}) == {"models": []}  # nothing to change without probes

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,23 @@ def test_the_real_model_attack_runs_end_to_end(
                 assert attack.probe.score == 1.0
             elif info["status"] == "skipped":
                 assert attack.probe.perturbed == attack.probe.original
+
+
+def test_a_finished_attack_run_renders_and_gates_again(run_dir: Path, tmp_path: Path) -> None:
+    """An attack adds a record for each sample it attacks, so its records outnumber its prepared variants:
+    the manifest keeps the records per model, and reading the run back checks them against it."""
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    written: dict[tuple[str, str], int] = {}
+    for record in read_samples(run_dir / "samples.jsonl"):
+        written[record.model, record.task] = written.get((record.model, record.task), 0) + 1
+    for unit, entry in manifest["probes"].items():
+        assert entry["records"] == {model: written[model, unit] for model in ("keyword", "stories")}
+        assert entry["variants"] == LIMIT  # the clean copies prepared before any model ran
+    assert written["keyword", "dwb/sst2_local"] > LIMIT  # the attacked copies came while it ran
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "report.html").unlink()
+    assert cli.main(["report", str(copy)]) == 0 and (copy / "report.html").is_file()
 
 
 def test_an_attack_on_a_generation_task_is_a_config_error(
