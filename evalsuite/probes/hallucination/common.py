@@ -15,7 +15,7 @@ from evalsuite.probes.hallucination.abstention import Abstention, AbstentionDete
 from evalsuite.probes.metrics import Settings, metric
 from evalsuite.records import MetricResult, ProbeDetail, SampleRecord
 from evalsuite.stats.intervals import mean_interval
-from evalsuite.tasks.evaluate import jsonable
+from evalsuite.tasks.scoring import jsonable
 
 STOP = ("\n\n", "\nQuestion:", "\nPassage:")  # an answer ends at a blank line or the next question
 
