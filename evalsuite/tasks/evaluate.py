@@ -22,7 +22,7 @@ from evalsuite.engine import Engine, Outcome
 from evalsuite.errors import DataError
 from evalsuite.records import MetricResult, SampleRecord, TaskResult
 from evalsuite.stats.aggregates import summarize
-from evalsuite.stats.intervals import Interval
+from evalsuite.stats.intervals import Interval, IntervalSettings
 from evalsuite.tasks.scoring import (
     apply_filters,
     choice_scores,
@@ -169,24 +169,21 @@ def _record(
     )
 
 
-@dataclass(frozen=True)
-class Summary:
-    """How task-level intervals are computed."""
-
-    seed: int
-    confidence: float = 0.95
-    cluster_by: str | None = None  # a document field; samples sharing its value are one cluster
-    resamples: int = 2000
-
-
 def aggregate(
-    prepared: PreparedTask, model: str, records: Sequence[SampleRecord], summary: Summary
+    prepared: PreparedTask,
+    model: str,
+    records: Sequence[SampleRecord],
+    settings: IntervalSettings,
+    cluster_by: str | None = None,
 ) -> TaskResult:
-    """Each metric's task-level value (lm-eval's aggregation) with standard error, interval and n."""
+    """Each metric's task-level value (lm-eval's aggregation) with standard error, interval and n.
+
+    ``cluster_by`` (a document field; samples sharing its value are one cluster) overrides the task
+    file's ``metadata: {cluster_by: ...}``."""
     task = prepared.task
     aggregations, higher = task.aggregation(), task.higher_is_better()
     ok = [r for r in records if r.error is None]
-    cluster_by = summary.cluster_by or prepared.cluster_by
+    cluster_by = cluster_by or prepared.cluster_by
     metrics = {}
     for name in sorted({m for r in ok for m in r.metrics}):
         scored = [r for r in ok if name in r.metrics]
@@ -198,10 +195,10 @@ def aggregate(
             [r.metrics[name] for r in scored],
             aggregation,
             function,
-            np.random.default_rng(summary.seed),
-            summary.confidence,
+            np.random.default_rng(settings.seed),
+            settings.confidence,
             clusters,
-            summary.resamples,
+            settings.resamples,
         )
         metrics[name] = metric_result(
             interval, len(scored), len(records) - len(ok), higher.get(base), aggregation
