@@ -39,8 +39,9 @@ class IntervalSettings:
 
     @classmethod
     def from_config(cls, config: StatsSettings, seed: int) -> IntervalSettings:
-        """The run's settings: ``stats.confidence`` and the resamples, with the run's seed."""
-        return cls(seed=seed, confidence=config.confidence, resamples=min(config.resamples, 2000))
+        """The run's settings: ``stats.confidence`` and ``stats.interval_resamples``, as set, with the
+        run's seed."""
+        return cls(seed=seed, confidence=config.confidence, resamples=config.interval_resamples)
 
 
 @dataclass(frozen=True)
