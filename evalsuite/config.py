@@ -277,6 +277,7 @@ class StatsSettings(StrictModel):
     effect: float | None = Field(None, gt=0)  # effect whose required n is reported; default: margin
     adjust: Literal["holm", "bh"] = "holm"
     resamples: int = Field(10_000, ge=100)
+    interval_resamples: int = Field(2000, ge=100)  # bootstrap resamples of task and probe intervals
     all_pairs: bool = False
     kl_samples: int = Field(16, ge=0)  # prompts for token-level KL between a model and its baseline
     kl_max_tokens: int = Field(128, ge=1)

@@ -43,7 +43,6 @@ from evalsuite.models.telemetry import merge as telemetry_merge
 from evalsuite.outputs import write_outputs
 from evalsuite.probes.base import Probe, ProbeUnit, Variant
 from evalsuite.probes.base import samples as probe_samples
-from evalsuite.probes.metrics import Settings
 from evalsuite.probes.registry import probe_for, probe_kind
 from evalsuite.records import (
     Results,
@@ -52,9 +51,9 @@ from evalsuite.records import (
     write_samples,
 )
 from evalsuite.rundir import RunDir
+from evalsuite.stats.intervals import IntervalSettings
 from evalsuite.store import Store
 from evalsuite.tasks import PreparedTask, TaskCatalog, aggregate, build_task, score_task, task_dirs
-from evalsuite.tasks.evaluate import Summary
 from evalsuite.token_shift import TokenShift
 
 
@@ -298,20 +297,14 @@ def evaluate_model(
 ) -> None:
     """Every task and probe on one model; records and task results are appended."""
     config = plan.config
+    settings = IntervalSettings.from_config(config.stats, config.run.seed)
     for prepared, task_config in zip(plan.tasks, config.tasks, strict=True):
         progress.unit_started(name, prepared.spec.name, engine.count(prepared.instances))
         records = score_task(prepared, name, engine, progress.advance)
-        summary = Summary(
-            seed=config.run.seed,
-            confidence=config.stats.confidence,
-            cluster_by=task_config.cluster_by,
-            resamples=min(config.stats.resamples, 2000),
-        )
-        result = aggregate(prepared, name, records, summary)
+        result = aggregate(prepared, name, records, settings, task_config.cluster_by)
         progress.unit_finished(result)
         samples.extend(records)
         results.append(result)
-    settings = Settings(config.run.seed, config.stats.confidence, min(config.stats.resamples, 2000))
     for planned in plan.probes:
         unit = planned.unit
         requests = [r for v in planned.variants for r in v.requests]

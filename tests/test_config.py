@@ -124,6 +124,11 @@ def test_unknown_keys_are_named_with_a_suggestion(data: dict[str, Any], message:
             id="negative-temperature",
         ),
         pytest.param(
+            config(stats={"interval_resamples": 50}),
+            "stats.interval_resamples: Input should be greater than or equal to 100 (got 50)",
+            id="too-few-interval-resamples",
+        ),
+        pytest.param(
             config(models=[model(variant_of=["m"])]),
             "models[0].variant_of: Input should be a valid string (got ['m'])",
             id="variant-of-not-a-string",

@@ -471,7 +471,7 @@ def probe_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     entries[1]["baseline"] = "base"
     config = {
         "run": {"name": "probed", "output_dir": str(folder / "out"), "data_dir": str(data_dir)},
-        "stats": {"resamples": 200},
+        "stats": {"resamples": 200, "interval_resamples": 200},
         "models": entries,
         "tasks": ["quickstart_mc"],
         "probes": [{"kind": "homoglyph", "tasks": ["quickstart_mc"], "limit": 5}],

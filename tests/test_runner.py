@@ -202,3 +202,65 @@ def test_moe_variants_record_routing_agreement_with_their_base(
         assert shift["bf16"].routing_agreement_flipped is not None
     else:
         assert shift["bf16"].routing_agreement_flipped is None
+
+
+@pytest.mark.parametrize(
+    ("stats", "interval_resamples"),
+    [
+        pytest.param({"resamples": 700, "interval_resamples": 300}, 300, id="set"),
+        pytest.param({"resamples": 700}, 2000, id="default"),
+        pytest.param({"resamples": 700, "interval_resamples": 2500}, 2500, id="above-the-old-cap"),
+    ],
+)
+def test_task_and_probe_intervals_take_interval_resamples_as_set(
+    stats: dict[str, Any],
+    interval_resamples: int,
+    stories: Path,
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every bootstrap behind a task or probe interval draws `stats.interval_resamples` resamples, not
+    `stats.resamples` (which paired comparisons keep) and not a number of its own."""
+    from evalsuite import compare
+    from evalsuite.probes import metrics
+    from evalsuite.stats import aggregates
+
+    asked: dict[str, list[int]] = {"task": [], "probe": [], "pdr": [], "comparison": []}
+
+    def recording(module: Any, name: str, kind: str, position: int) -> None:
+        original = getattr(module, name)
+
+        def record(*args: Any, **kwargs: Any) -> Any:
+            asked[kind].append(args[position].resamples if kind == "pdr" else args[position])
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, record)
+
+    recording(aggregates, "bootstrap_interval", "task", 4)  # (columns, statistic, rng, confidence, resamples)
+    recording(metrics, "bootstrap_interval", "probe", 4)
+    recording(metrics, "pdr_interval", "pdr", 3)  # (clean, perturbed, rng, settings)
+    recording(compare, "paired_ratio_test", "comparison", 5)  # (..., rng, confidence, resamples)
+    config = {
+        "run": {"name": "draws", "output_dir": "out", "data_dir": str(data_dir), "seed": 7, "cache_dir": "c"},
+        "models": [
+            {"name": "base", "path": str(stories)},
+            {"name": "b2", "variant_of": "base", "batch_size": 2},
+        ],
+        "tasks": [{"name": "wikitext2_local", "limit": 2}],  # perplexity: a bootstrapped interval
+        "probes": [
+            {"kind": "option_order", "tasks": ["mmlu_local"], "limit": 4},  # pdr, rstd, consistency
+            {"kind": "prompt_format", "tasks": ["arc_challenge_local"], "limit": 3, "formats": 2},  # spread
+        ],
+        "stats": {**stats, "kl_samples": 0},
+    }
+    path = tmp_path / "draws.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert cli.main(["run", str(path)]) == 0
+    assert len(asked["task"]) == 2 * 3  # two models: word and byte perplexity, bits per byte
+    assert set(asked["task"]) == {interval_resamples}
+    assert len(asked["pdr"]) == 2 and set(asked["pdr"]) == {interval_resamples}
+    assert asked["probe"] and set(asked["probe"]) == {interval_resamples}
+    assert asked["comparison"] and set(asked["comparison"]) == {700}
+    manifest = json.loads((tmp_path / "out" / "draws" / "manifest.json").read_text())
+    assert manifest["config"]["stats"]["interval_resamples"] == interval_resamples

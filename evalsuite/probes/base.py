@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from evalsuite.engine import Engine
-    from evalsuite.probes.metrics import Settings
     from evalsuite.records import SampleRecord, TaskResult
+    from evalsuite.stats.intervals import IntervalSettings
 
 Doc = dict[str, Any]
 
@@ -286,5 +286,5 @@ class Probe(Protocol):
     ) -> list[SampleRecord]: ...
 
     def summarize(
-        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult: ...

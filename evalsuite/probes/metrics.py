@@ -35,19 +35,18 @@ from evalsuite.records import (
     SampleRecord,
     TaskResult,
 )
-from evalsuite.stats.intervals import Interval, bootstrap_interval, mean_interval, mean_stderr
+from evalsuite.stats.intervals import (
+    Interval,
+    IntervalSettings,
+    bootstrap_interval,
+    mean_interval,
+    mean_stderr,
+)
 from evalsuite.stats.intervals import normal_interval as normal_bounds
 from evalsuite.stats.paired import discordance, mcnemar_exact
 from evalsuite.tasks.evaluate import metric_result
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
-
-
-@dataclass(frozen=True)
-class Settings:
-    seed: int
-    confidence: float = 0.95
-    resamples: int = 2000
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ def copies(records: Sequence[SampleRecord]) -> Copies:
 metric = metric_result  # the probes' metrics are kept like every task's
 
 
-def paired_metrics(data: Copies, settings: Settings) -> dict[str, MetricResult]:
+def paired_metrics(data: Copies, settings: IntervalSettings) -> dict[str, MetricResult]:
     """The metrics of the table above (all but McNemar)."""
     n, errors, conf = data.n, data.errors, settings.confidence
     present = ~np.isnan(data.changed)
@@ -140,7 +139,9 @@ def normal_interval(values: Sequence[float], confidence: float) -> Interval:
     return Interval(float(x.mean()), stderr, low, high, confidence, "normal")
 
 
-def pdr_interval(clean: Array, perturbed: Array, rng: np.random.Generator, settings: Settings) -> Interval:
+def pdr_interval(
+    clean: Array, perturbed: Array, rng: np.random.Generator, settings: IntervalSettings
+) -> Interval:
     """Performance drop rate 1 - sum(perturbed) / sum(clean), with a percentile bootstrap over samples.
 
     ``perturbed`` holds each sample's mean over its copies, so a resample keeps a sample's copies
@@ -185,7 +186,7 @@ def _binary(*arrays: Array) -> bool:
     return all(bool(np.all((a == 0) | (a == 1))) for a in arrays)
 
 
-def spread_interval(columns: Array, rng: np.random.Generator, settings: Settings) -> Interval:
+def spread_interval(columns: Array, rng: np.random.Generator, settings: IntervalSettings) -> Interval:
     """Best minus worst column mean (samples x formats), bootstrapped over samples."""
 
     def spread(*cols: Array, axis: int = -1) -> Array:
@@ -196,7 +197,7 @@ def spread_interval(columns: Array, rng: np.random.Generator, settings: Settings
 
 
 def statistic_interval(
-    columns: Array, statistic: Callable[..., Array], rng: np.random.Generator, settings: Settings
+    columns: Array, statistic: Callable[..., Array], rng: np.random.Generator, settings: IntervalSettings
 ) -> Interval:
     return bootstrap_interval(list(columns.T), statistic, rng, settings.confidence, settings.resamples)
 

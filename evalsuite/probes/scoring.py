@@ -7,7 +7,6 @@ the task's own filters and ``process_results`` and are scored by the task's prim
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,7 +16,15 @@ import numpy as np
 from evalsuite.engine import Engine, Outcome
 from evalsuite.probes.base import ProbeUnit, Variant
 from evalsuite.records import ChoiceScore, ProbeDetail, SampleRecord
-from evalsuite.tasks.evaluate import jsonable
+from evalsuite.tasks.scoring import (
+    apply_filters,
+    choice_scores,
+    jsonable,
+    plain_doc,
+    process_results,
+    response,
+    target,
+)
 
 
 def metric_of(unit: ProbeUnit) -> str:
@@ -61,16 +68,10 @@ def _multiple_choice(
     unit: ProbeUnit, variant: Variant, outcomes: Sequence[Outcome], model: str, error: str | None
 ) -> SampleRecord:
     delimiter = unit.lm_task.config.target_delimiter
-    lls = [o.value[0] if o.error is None else -math.inf for o in outcomes]
-    choices = [
-        ChoiceScore(
-            text=str(r.args[1]).removeprefix(delimiter),
-            loglikelihood=ll if math.isfinite(ll) else None,
-            is_greedy=bool(o.value[1]) if o.error is None else False,
-        )
-        for r, o, ll in zip(variant.requests, outcomes, lls, strict=True)
-    ]
-    picked = int(np.argmax(lls))
+    answers = [response(r.request_type, o) for r, o in zip(variant.requests, outcomes, strict=True)]
+    texts = [str(r.args[1]).removeprefix(delimiter) for r in variant.requests]
+    choices = choice_scores(texts, answers)
+    picked = int(np.argmax([ll for ll, _ in answers]))
     value = None if error else float(picked == variant.gold)
     if variant.order is None:
         return _record(unit, variant, model, error, value, picked, choices=choices)
@@ -83,20 +84,15 @@ def _generation(
 ) -> SampleRecord:
     task = unit.lm_task
     request = variant.requests[0]
-    request.resps = [outcome.value if error is None else ""]
-    for ensemble in getattr(task, "_filters", []):
-        ensemble.apply([request])
-    key = next(iter(request.filtered_resps))
-    filtered = request.filtered_resps[key]
+    request.resps = [response(request.request_type, outcome)]
+    apply_filters(task, [request])
     value: float | None = None
     if error is None:
-        try:
-            scored = task.process_results(variant.doc, [filtered])
-            value = float(scored[metric_of(unit)])
-        except Exception as failure:  # a model output the task cannot score is that sample's error
-            error = f"scoring failed: {type(failure).__name__}: {failure}"
+        scored, error = process_results(task, variant.doc, [request], metric_of(unit))
+        value = scored.get(metric_of(unit))
     generation = str(outcome.value) if error is None or outcome.error is None else None
-    return _record(unit, variant, model, error, value, jsonable(filtered), generation=generation)
+    answer = jsonable(next(iter(request.filtered_resps.values())))
+    return _record(unit, variant, model, error, value, answer, generation=generation)
 
 
 def _record(
@@ -118,13 +114,13 @@ def _record(
         doc_id=sample.doc_id,
         variant=variant.name,
         prompt=str(variant.requests[0].args[0]),
-        target=sample.gold if sample.gold is not None else jsonable(task.doc_to_target(sample.doc)),
+        target=sample.gold if sample.gold is not None else target(task, sample.doc),
         choices=choices,
         generation=generation,
         filtered=answer if generation is not None else None,
         metrics={} if value is None else {metric_of(unit): value},
         error=error,
-        doc=jsonable(sample.doc),
+        doc=plain_doc(sample.doc),
         probe=ProbeDetail(
             probe=unit.config.label,
             kind=unit.config.kind,

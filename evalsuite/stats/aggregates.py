@@ -73,7 +73,8 @@ def summarize(
     clusters: Sequence[Any] | None = None,
     resamples: int = 2000,
 ) -> Interval:
-    """A metric's task-level value with its standard error and confidence interval."""
+    """A metric's task-level value with its standard error and confidence interval; an aggregate that is
+    not a mean is bootstrapped with ``resamples`` resamples (``stats.interval_resamples``), as given."""
     if aggregation == "mean":
         return mean_interval(values, confidence, clusters)
     ratio = AGGREGATES.get(aggregation)
@@ -81,7 +82,7 @@ def summarize(
         return bootstrap_interval(ratio.columns(values), ratio, rng, confidence, resamples)
     if fallback is None:
         raise ValueError(f"no way to aggregate {aggregation!r}")
-    return _generic_bootstrap(list(values), fallback, rng, confidence, min(resamples, 1000))
+    return _generic_bootstrap(list(values), fallback, rng, confidence, resamples)
 
 
 def _generic_bootstrap(

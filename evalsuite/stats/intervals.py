@@ -16,13 +16,32 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+if TYPE_CHECKING:
+    from evalsuite.config import StatsSettings
+
 IntervalMethod = Literal["wilson", "normal", "cluster-robust t", "bootstrap percentile", "none"]
+
+
+@dataclass(frozen=True)
+class IntervalSettings:
+    """How one model's intervals on a task or probe are computed (paired comparisons between models have
+    their own resamples, ``stats.resamples``)."""
+
+    seed: int  # of the random generator each bootstrap starts from
+    confidence: float = 0.95
+    resamples: int = 2000  # bootstrap resamples of an interval that is bootstrapped
+
+    @classmethod
+    def from_config(cls, config: StatsSettings, seed: int) -> IntervalSettings:
+        """The run's settings: ``stats.confidence`` and ``stats.interval_resamples``, as set, with the
+        run's seed."""
+        return cls(seed=seed, confidence=config.confidence, resamples=config.interval_resamples)
 
 
 @dataclass(frozen=True)

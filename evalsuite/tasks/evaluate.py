@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,17 +20,21 @@ from lm_eval.api.metrics import mean as lm_eval_mean
 
 from evalsuite.engine import Engine, Outcome
 from evalsuite.errors import DataError
-from evalsuite.records import ChoiceScore, MetricResult, SampleRecord, TaskResult
+from evalsuite.records import MetricResult, SampleRecord, TaskResult
 from evalsuite.stats.aggregates import summarize
-from evalsuite.stats.intervals import Interval
+from evalsuite.stats.intervals import Interval, IntervalSettings
+from evalsuite.tasks.scoring import (
+    apply_filters,
+    choice_scores,
+    finite,
+    jsonable,
+    metric_name,
+    plain_doc,
+    process_results,
+    response,
+    target,
+)
 from evalsuite.tasks.sources import TaskSpec, check_offline_data, task_manager
-
-# What a failed request stands in with, so lm-eval's filters still run; the sample is marked as an error.
-_PLACEHOLDER: dict[str, Any] = {
-    "loglikelihood": (-math.inf, False),
-    "loglikelihood_rolling": -math.inf,
-    "generate_until": "",
-}
 
 
 @dataclass
@@ -120,12 +123,10 @@ def score_task(
     errors: dict[int, str] = {}
     for instance, answers in zip(task.instances, outcomes, strict=True):
         for answer in answers:
-            instance.resps.append(
-                answer.value if answer.error is None else _PLACEHOLDER[instance.request_type]
-            )
+            instance.resps.append(response(instance.request_type, answer))
             if answer.error is not None:
                 errors.setdefault(instance.doc_id, answer.error)
-    task.apply_filters()
+    apply_filters(task, task.instances)
     by_doc: dict[int, list[Instance]] = defaultdict(list)
     for instance in task.instances:
         by_doc[instance.doc_id].append(instance)
@@ -143,20 +144,11 @@ def _record(
     filters = list(requests[0].filtered_resps)
     metrics: dict[str, Any] = {}
     if error is None:
-        try:
-            for key in filters:
-                scored = task.process_results(doc, [r.filtered_resps[key] for r in requests])
-                metrics.update({metric_name(m, key, filters): jsonable(v) for m, v in scored.items()})
-        except Exception as failure:  # a model output the task cannot score is that sample's error
-            metrics, error = {}, f"scoring failed: {type(failure).__name__}: {failure}"
+        metrics, error = process_results(task, doc, requests)
     kind = requests[0].request_type
     choices = None
     if task.OUTPUT_TYPE == "multiple_choice":
-        texts = task.doc_to_choice(doc)
-        choices = [
-            ChoiceScore(text=str(text), loglikelihood=_finite(r.resps[0][0]), is_greedy=bool(r.resps[0][1]))
-            for text, r in zip(texts, requests, strict=False)
-        ]
+        choices = choice_scores(task.doc_to_choice(doc), [r.resps[0] for r in requests])
     filtered = None
     if kind == "generate_until":
         values = {key: jsonable(requests[0].filtered_resps[key]) for key in filters}
@@ -166,40 +158,32 @@ def _record(
         task=prepared.spec.name,
         doc_id=doc_id,
         prompt=str(requests[0].args[0]),
-        target=jsonable(task.doc_to_target(doc)),
+        target=target(task, doc),
         choices=choices,
         generation=str(requests[0].resps[0]) if kind == "generate_until" else None,
         filtered=filtered,
-        loglikelihood=_finite(requests[0].resps[0]) if kind == "loglikelihood_rolling" else None,
+        loglikelihood=finite(requests[0].resps[0]) if kind == "loglikelihood_rolling" else None,
         metrics=metrics,
         error=error,
-        doc=jsonable(dict(doc)) if isinstance(doc, dict) else {"value": jsonable(doc)},
+        doc=plain_doc(doc),
     )
 
 
-def metric_name(metric: str, filter_key: str, filters: Sequence[str]) -> str:
-    """``acc`` for single-filter tasks; ``exact_match:strict-match`` where a task has several filters."""
-    return metric if len(filters) == 1 else f"{metric}:{filter_key}"
-
-
-@dataclass(frozen=True)
-class Summary:
-    """How task-level intervals are computed."""
-
-    seed: int
-    confidence: float = 0.95
-    cluster_by: str | None = None  # a document field; samples sharing its value are one cluster
-    resamples: int = 2000
-
-
 def aggregate(
-    prepared: PreparedTask, model: str, records: Sequence[SampleRecord], summary: Summary
+    prepared: PreparedTask,
+    model: str,
+    records: Sequence[SampleRecord],
+    settings: IntervalSettings,
+    cluster_by: str | None = None,
 ) -> TaskResult:
-    """Each metric's task-level value (lm-eval's aggregation) with standard error, interval and n."""
+    """Each metric's task-level value (lm-eval's aggregation) with standard error, interval and n.
+
+    ``cluster_by`` (a document field; samples sharing its value are one cluster) overrides the task
+    file's ``metadata: {cluster_by: ...}``."""
     task = prepared.task
     aggregations, higher = task.aggregation(), task.higher_is_better()
     ok = [r for r in records if r.error is None]
-    cluster_by = summary.cluster_by or prepared.cluster_by
+    cluster_by = cluster_by or prepared.cluster_by
     metrics = {}
     for name in sorted({m for r in ok for m in r.metrics}):
         scored = [r for r in ok if name in r.metrics]
@@ -211,10 +195,10 @@ def aggregate(
             [r.metrics[name] for r in scored],
             aggregation,
             function,
-            np.random.default_rng(summary.seed),
-            summary.confidence,
+            np.random.default_rng(settings.seed),
+            settings.confidence,
             clusters,
-            summary.resamples,
+            settings.resamples,
         )
         metrics[name] = metric_result(
             interval, len(scored), len(records) - len(ok), higher.get(base), aggregation
@@ -246,7 +230,7 @@ def metric_result(
 ) -> MetricResult:
     """A metric as results.json keeps it: the interval, how many samples it rests on, and its sense."""
     return MetricResult(
-        value=_finite(interval.value),
+        value=finite(interval.value),
         stderr=interval.stderr,
         ci_low=interval.low,
         ci_high=interval.high,
@@ -258,23 +242,6 @@ def metric_result(
         higher_is_better=higher_is_better,
         aggregation=aggregation,
     )
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON values: tuples become lists, numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 __all__ = ["Outcome", "PreparedTask", "aggregate", "build_task", "score_task"]

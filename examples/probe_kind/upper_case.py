@@ -35,9 +35,10 @@ class UpperCaseDetails(Details):
 
 def build(config: UpperCaseConfig, cache_dir: Path) -> Probe:
     from evalsuite.probes.base import ProbeUnit, Sample, Variant, check_task, clean, rewrite, text_fields
-    from evalsuite.probes.metrics import Settings, copies, mcnemar, paired_metrics, summary, task_result
+    from evalsuite.probes.metrics import copies, mcnemar, paired_metrics, summary, task_result
     from evalsuite.probes.scoring import StaticProbe
     from evalsuite.records import SampleRecord, TaskResult
+    from evalsuite.stats.intervals import IntervalSettings
 
     class UpperCaseProbe(StaticProbe):
         def prepare(self, unit: ProbeUnit, samples: list[Sample]) -> list[Variant]:
@@ -51,7 +52,7 @@ def build(config: UpperCaseConfig, cache_dir: Path) -> Probe:
             return variants
 
         def summarize(
-            self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+            self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
         ) -> TaskResult:
             data = copies(records)
             metrics = paired_metrics(data, settings)

@@ -14,8 +14,8 @@ import pytest
 from evalsuite.config import ModelConfig
 from evalsuite.engine import Engine
 from evalsuite.models import BACKENDS, LoadContext
+from evalsuite.stats.intervals import IntervalSettings
 from evalsuite.tasks import TaskCatalog, aggregate, build_task, score_task, task_dirs
-from evalsuite.tasks.evaluate import Summary
 
 LIMIT = 120
 
@@ -42,7 +42,7 @@ def test_loglikelihoods_and_accuracy_match_lm_eval(
         ModelConfig(name="stories", path=str(stories), batch_size=7), LoadContext(tmp_path, seed=0)
     )
     records = score_task(prepared, "stories", Engine(backend), lambda done: None)
-    result = aggregate(prepared, "stories", records, Summary(seed=0))
+    result = aggregate(prepared, "stories", records, IntervalSettings(seed=0))
 
     theirs = {s["doc_id"]: s for s in reference["samples"]["arc_challenge_local"]}
     assert sorted(theirs) == [r.doc_id for r in records]

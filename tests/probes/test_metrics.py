@@ -11,15 +11,15 @@ from scipy.stats import binomtest
 from statsmodels.regression.linear_model import OLS
 
 from evalsuite.probes.metrics import (
-    Settings,
     copies,
     mcnemar,
     paired_metrics,
     pdr_interval,
 )
 from evalsuite.records import ProbeDetail, SampleRecord
+from evalsuite.stats.intervals import IntervalSettings
 
-SETTINGS = Settings(seed=11, confidence=0.95, resamples=2000)
+SETTINGS = IntervalSettings(seed=11, confidence=0.95, resamples=2000)
 
 
 def record(

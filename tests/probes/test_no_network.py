@@ -56,7 +56,7 @@ def run_offline(tmp_path: Path, stories: Path, data_dir: Path, probes: list[dict
     a fresh HOME and cache; assert it succeeded without a connection attempt; return its stderr."""
     config = {
         "run": {"name": "offline", "output_dir": str(tmp_path / "out"), "data_dir": str(data_dir)},
-        "stats": {"resamples": 200},
+        "stats": {"resamples": 200, "interval_resamples": 200},
         "models": [{"name": "stories", "path": str(stories)}],
         "probes": [{**p, "limit": LIMIT} for p in probes],
     }

@@ -39,7 +39,7 @@ def evalsuite(*args: str, path: list[Path]) -> subprocess.CompletedProcess[str]:
 def write_config(folder: Path, data_dir: Path, probe: dict[str, Any]) -> Path:
     config = {
         "run": {"name": "plugin", "output_dir": str(folder / "out"), "data_dir": str(data_dir), "seed": 3},
-        "stats": {"resamples": 200},
+        "stats": {"resamples": 200, "interval_resamples": 200},
         "models": [{"name": "stories", "path": str(STORIES), "batch_size": 8}],
         "probes": [probe],
     }

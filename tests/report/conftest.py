@@ -119,7 +119,7 @@ def write_hostile_run(folder: Path, data_dir: Path) -> Path:
             "data_dir": str(data_dir),
             "task_dirs": [str(tasks)],
         },
-        "stats": {"resamples": 500},
+        "stats": {"resamples": 500, "interval_resamples": 500},
         "models": models,
         "tasks": ["hostile_mc", "hostile_gen"],
         "gates": {

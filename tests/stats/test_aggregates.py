@@ -84,6 +84,20 @@ def test_summarize_bootstraps_other_aggregations_with_their_function() -> None:
         summarize(values, "median", None, rng)
 
 
+def test_other_aggregations_draw_every_resample_asked_for() -> None:
+    """No cap of its own (it once took at most 1,000): the aggregation runs on the data, then once per
+    resample."""
+    calls: list[int] = []
+
+    def corpus_metric(items: list[Any]) -> float:
+        calls.append(len(items))
+        return float(np.mean(items))
+
+    values = np.random.default_rng(6).normal(size=20).tolist()
+    summarize(values, "corpus_metric", corpus_metric, np.random.default_rng(7), resamples=2500)
+    assert calls == [20] * (1 + 2500)
+
+
 def test_paired_ratio_test_of_identical_models() -> None:
     rng = np.random.default_rng(5)
     cols = columns("weighted_perplexity", loglik_pairs(rng, 200))

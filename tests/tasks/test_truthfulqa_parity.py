@@ -29,8 +29,8 @@ from evalsuite.config import ModelConfig
 from evalsuite.engine import Engine
 from evalsuite.models import BACKENDS, LoadContext
 from evalsuite.records import SampleRecord
+from evalsuite.stats.intervals import IntervalSettings
 from evalsuite.tasks import PreparedTask, TaskCatalog, aggregate, build_task, score_task, task_dirs
-from evalsuite.tasks.evaluate import Summary
 
 LIMIT = 200  # items per task (of 817); the engine runs each (prompt, answer) once for both tasks
 KINDS = ("mc1", "mc2")
@@ -219,7 +219,7 @@ def check_means(
     from lm_eval.api.metrics import mean
 
     expected = mean([s["acc"] for s in scores])
-    result = aggregate(prepared, "stories", records, Summary(seed=0))
+    result = aggregate(prepared, "stories", records, IntervalSettings(seed=0))
     assert result.metrics["acc"].value == pytest.approx(expected, rel=1e-15)
     assert result.metrics["acc"].n == LIMIT
     print(f"truthfulqa_{kind} on stories260K, {LIMIT} items: acc {expected:.6f} (lm-eval) ")

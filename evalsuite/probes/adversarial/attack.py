@@ -32,10 +32,10 @@ from evalsuite.logs import quiet_logger
 from evalsuite.probes.adversarial.textattack_env import load_textattack, seeded_global_rngs
 from evalsuite.probes.base import ProbeUnit, Sample, Variant, check_task, clean, rewrite, text_fields
 from evalsuite.probes.kinds.attack import AttackConfig
-from evalsuite.probes.metrics import Settings, metric, normal_interval, pdr_interval, summary, task_result
+from evalsuite.probes.metrics import metric, normal_interval, pdr_interval, summary, task_result
 from evalsuite.probes.scoring import run_variants
 from evalsuite.records import MetricResult, SampleRecord, TaskResult
-from evalsuite.stats.intervals import mean_interval
+from evalsuite.stats.intervals import IntervalSettings, mean_interval
 
 STATUSES = ("success", "failed", "skipped", "maximized")
 
@@ -88,7 +88,7 @@ class AttackProbe:
         return records
 
     def summarize(
-        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
         attacked = [r for r in records if r.variant == "attack" and r.error is None and r.probe is not None]
         errors = len({r.doc_id for r in records if r.error is not None})

@@ -28,10 +28,10 @@ from evalsuite.probes.base import (
     options_field,
     text_fields,
 )
-from evalsuite.probes.metrics import Settings, metric, spread_interval, summary, task_result
+from evalsuite.probes.metrics import metric, spread_interval, summary, task_result
 from evalsuite.probes.scoring import StaticProbe
 from evalsuite.records import FormatScore, MetricResult, ProbeDetail, SampleRecord, TaskResult
-from evalsuite.stats.intervals import mean_interval
+from evalsuite.stats.intervals import IntervalSettings, mean_interval
 
 DESCRIPTORS = ("Question", "QUESTION", "question", "Q", "Input", "Query")
 SEPARATORS = (": ", ":: ", " - ", ":\n", " = ", ":")
@@ -133,7 +133,7 @@ class FormatProbe(StaticProbe):
         return variants
 
     def summarize(
-        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
         table, descriptions, examples, errors = score_table(records)
         n, conf = len(table), settings.confidence

@@ -32,7 +32,6 @@ from evalsuite.probes.base import (
 )
 from evalsuite.probes.metrics import (
     Array,
-    Settings,
     copies,
     mcnemar,
     metric,
@@ -43,7 +42,7 @@ from evalsuite.probes.metrics import (
 )
 from evalsuite.probes.scoring import StaticProbe
 from evalsuite.records import SampleRecord, TaskResult
-from evalsuite.stats.intervals import mean_interval
+from evalsuite.stats.intervals import IntervalSettings, mean_interval
 
 
 class OptionOrderProbe(StaticProbe):
@@ -77,7 +76,7 @@ class OptionOrderProbe(StaticProbe):
         return variants
 
     def summarize(
-        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
         data = copies(records)
         metrics = paired_metrics(data, settings)

@@ -26,7 +26,6 @@ from evalsuite.probes.base import (
 )
 from evalsuite.probes.kinds.perturbation import PerturbationConfig
 from evalsuite.probes.metrics import (
-    Settings,
     copies,
     mcnemar,
     paired_metrics,
@@ -35,6 +34,7 @@ from evalsuite.probes.metrics import (
 )
 from evalsuite.probes.scoring import StaticProbe
 from evalsuite.records import SampleRecord, TaskResult
+from evalsuite.stats.intervals import IntervalSettings
 
 
 class PerturbationProbe(StaticProbe):
@@ -82,7 +82,7 @@ class PerturbationProbe(StaticProbe):
         return rewrite(unit, sample, f"seed-{copy}", doc, details={"seed": seed, "fields": list(fields)})
 
     def summarize(
-        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
         data = copies(records)
         metrics = paired_metrics(data, settings)

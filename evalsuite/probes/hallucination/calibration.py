@@ -17,10 +17,10 @@ import numpy as np
 from evalsuite.errors import ConfigError
 from evalsuite.probes.base import ProbeUnit, Sample, Variant, clean
 from evalsuite.probes.hallucination.common import rate
-from evalsuite.probes.metrics import Settings, metric, summary, task_result
+from evalsuite.probes.metrics import metric, summary, task_result
 from evalsuite.probes.scoring import StaticProbe
 from evalsuite.records import ReliabilityBin, SampleRecord, TaskResult
-from evalsuite.stats.intervals import Interval
+from evalsuite.stats.intervals import Interval, IntervalSettings
 from evalsuite.stats.uncertainty import calibration_interval, reliability_bins
 
 BINS = 10
@@ -38,7 +38,7 @@ class CalibrationProbe(StaticProbe):
         return [clean(unit, s) for s in samples]
 
     def summarize(
-        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
         ok = [r for r in records if r.error is None and r.choices and isinstance(r.target, int)]
         errors = len(records) - len(ok)

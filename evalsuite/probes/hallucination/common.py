@@ -12,10 +12,10 @@ from lm_eval.api.instance import Instance
 from evalsuite.engine import Engine, Outcome
 from evalsuite.probes.base import ProbeUnit, Sample, Variant
 from evalsuite.probes.hallucination.abstention import Abstention, AbstentionDetector
-from evalsuite.probes.metrics import Settings, metric
+from evalsuite.probes.metrics import metric
 from evalsuite.records import MetricResult, ProbeDetail, SampleRecord
-from evalsuite.stats.intervals import mean_interval
-from evalsuite.tasks.evaluate import jsonable
+from evalsuite.stats.intervals import IntervalSettings, mean_interval
+from evalsuite.tasks.scoring import jsonable
 
 STOP = ("\n\n", "\nQuestion:", "\nPassage:")  # an answer ends at a blank line or the next question
 
@@ -125,7 +125,7 @@ class GenerationProbe:
 
 
 def rate(
-    values: Sequence[float], settings: Settings, errors: int, higher_is_better: bool | None
+    values: Sequence[float], settings: IntervalSettings, errors: int, higher_is_better: bool | None
 ) -> MetricResult:
     """The mean of per-sample values in [0, 1] — a share (Wilson interval) or a score such as token F1
     (normal interval, cut to [0, 1], the values the mean can take)."""

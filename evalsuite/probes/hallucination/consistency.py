@@ -26,10 +26,10 @@ from evalsuite.probes.base import ProbeUnit, Sample, Variant, clean
 from evalsuite.probes.hallucination.common import Judgement, answer_record, rate
 from evalsuite.probes.hallucination.squad import normalize_answer
 from evalsuite.probes.kinds.self_consistency import SelfConsistencyConfig
-from evalsuite.probes.metrics import Settings, metric, normal_interval, summary, task_result
+from evalsuite.probes.metrics import metric, normal_interval, summary, task_result
 from evalsuite.probes.scoring import score
 from evalsuite.records import SampleRecord, TaskResult
-from evalsuite.stats.intervals import Interval
+from evalsuite.stats.intervals import Interval, IntervalSettings
 from evalsuite.stats.uncertainty import auroc_interval, cluster_by_equivalence, semantic_entropy
 
 SIMILAR = 0.85  # cosine similarity above which two sampled answers count as the same meaning
@@ -120,7 +120,7 @@ class ConsistencyProbe:
         )
 
     def summarize(
-        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
         rows = [r for r in records if r.variant == "sampled" and r.error is None and "wrong" in r.metrics]
         greedy = [r for r in records if r.variant == "clean" and r.error is None and r.probe is not None]
@@ -151,7 +151,7 @@ def _both(wrong: np.ndarray) -> bool:
     return bool(wrong.any() and (~wrong).any())
 
 
-def _none(settings: Settings) -> Interval:
+def _none(settings: IntervalSettings) -> Interval:
     return Interval(float("nan"), None, None, None, settings.confidence, "none")
 
 

@@ -23,8 +23,9 @@ from evalsuite.probes.hallucination.detector import detector_for
 from evalsuite.probes.hallucination.entities import EntityItem, answer_matches
 from evalsuite.probes.hallucination.entities import generate as generate_items
 from evalsuite.probes.kinds.fabricated import FabricatedConfig
-from evalsuite.probes.metrics import Settings, summary, task_result
+from evalsuite.probes.metrics import summary, task_result
 from evalsuite.records import SampleRecord, TaskResult
+from evalsuite.stats.intervals import IntervalSettings
 
 PROMPT = (
     "Answer the question in one short sentence. If you do not know the answer, say that you do not know."
@@ -70,7 +71,7 @@ class FabricatedProbe(GenerationProbe):
         return Judgement(item.question, answer, score, metrics, details, list(item.answers))
 
     def summarize(
-        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
         fabricated = [r for r in records if r.probe is not None and r.probe.details.get("fabricated")]
         controls = [r for r in records if r.probe is not None and not r.probe.details.get("fabricated")]

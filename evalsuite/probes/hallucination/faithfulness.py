@@ -20,8 +20,9 @@ from evalsuite.probes.hallucination.common import GenerationProbe, Judgement, ge
 from evalsuite.probes.hallucination.entities import answer_matches
 from evalsuite.probes.hallucination.passages import ContextItem, squad_items, template_items
 from evalsuite.probes.hallucination.unanswerable import SQUAD_FILE
-from evalsuite.probes.metrics import Settings, summary, task_result
+from evalsuite.probes.metrics import summary, task_result
 from evalsuite.records import SampleRecord, TaskResult
+from evalsuite.stats.intervals import IntervalSettings
 
 PROMPT = "Answer the question using only the passage.\n\nPassage: {passage}\nQuestion: {question}\nAnswer:"
 DEFAULT_ITEMS = 60
@@ -56,7 +57,7 @@ class FaithfulnessProbe(GenerationProbe):
         return Judgement(item.passage, answer, float(follows), metrics, details, item.passage_answer)
 
     def summarize(
-        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
         errors = sum(r.error is not None for r in records)
         metrics = {

@@ -24,8 +24,9 @@ from evalsuite.errors import DataError
 from evalsuite.probes.base import ProbeUnit, Sample, Variant
 from evalsuite.probes.hallucination.abstention import Abstention
 from evalsuite.probes.hallucination.common import GenerationProbe, Judgement, generation_variant, rate, scored
-from evalsuite.probes.metrics import Settings, summary, task_result
+from evalsuite.probes.metrics import summary, task_result
 from evalsuite.records import SampleRecord, TaskResult
+from evalsuite.stats.intervals import IntervalSettings
 
 HALUEVAL_FILE = "halueval/decodingtrust_qa_sampled_data.json"
 # HaluEval's QA judgement instruction (evaluation/qa/qa_evaluation_instruction.txt), shortened: the
@@ -105,7 +106,7 @@ class HaluEvalProbe(GenerationProbe):
         return Judgement(item["shown"], judged, float(right), metrics, details, item["hallucinated"])
 
     def summarize(
-        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
         errors = sum(r.error is not None for r in records)
         shown = [r for r in records if r.probe is not None and r.probe.details.get("hallucinated")]

@@ -28,9 +28,9 @@ from evalsuite.probes.hallucination.common import GenerationProbe, Judgement, ge
 from evalsuite.probes.hallucination.detector import detector_for
 from evalsuite.probes.hallucination.squad import exact_match, f1_score
 from evalsuite.probes.kinds.unanswerable import UnanswerableConfig
-from evalsuite.probes.metrics import Settings, metric, summary, task_result
+from evalsuite.probes.metrics import metric, summary, task_result
 from evalsuite.records import SampleRecord, TaskResult
-from evalsuite.stats.intervals import bootstrap_interval
+from evalsuite.stats.intervals import IntervalSettings, bootstrap_interval
 
 SQUAD_FILE = "squad_v2/squad_v2_dev_from_explorer.json"
 PROMPT = (
@@ -114,7 +114,7 @@ class UnanswerableProbe(GenerationProbe):
         return Judgement(item["question"], answer, float(right), metrics, details, item["answers"])
 
     def summarize(
-        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: Settings
+        self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
         ok = [r for r in records if r.error is None]
         errors = len(records) - len(ok)

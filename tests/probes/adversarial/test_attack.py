@@ -75,7 +75,7 @@ def keyword_backend() -> Iterator[str]:
 def write_config(folder: Path, name: str, body: dict[str, Any], data_dir: Path) -> Path:
     config = {
         "run": {"name": name, "output_dir": str(folder / "out"), "data_dir": str(data_dir), "seed": 5},
-        "stats": {"resamples": 500},
+        "stats": {"resamples": 500, "interval_resamples": 500},
         **body,
     }
     path = folder / f"{name}.yaml"

@@ -11,14 +11,15 @@ from evalsuite.config import probe_config
 from evalsuite.engine import Outcome
 from evalsuite.probes.adversarial.formats import Format, FormatProbe, sample_formats, score_table
 from evalsuite.probes.base import ProbeUnit, Variant, samples
-from evalsuite.probes.metrics import Settings, spread_interval
+from evalsuite.probes.metrics import spread_interval
 from evalsuite.probes.scoring import score
 from evalsuite.records import SampleRecord
+from evalsuite.stats.intervals import IntervalSettings
 from evalsuite.tasks import PreparedTask, TaskCatalog, build_task, task_dirs
 
 SEED = 1234
 FORMATS = 6
-SETTINGS = Settings(seed=SEED, confidence=0.95, resamples=500)
+SETTINGS = IntervalSettings(seed=SEED, confidence=0.95, resamples=500)
 
 
 def unit_for(task: PreparedTask, formats: int = FORMATS) -> ProbeUnit:

@@ -16,13 +16,14 @@ from evalsuite.engine import Outcome
 from evalsuite.errors import ConfigError
 from evalsuite.probes.adversarial.options import OptionOrderProbe, position_matrix, recall_std
 from evalsuite.probes.base import ProbeUnit, Sample, Variant, samples
-from evalsuite.probes.metrics import Settings, copies
+from evalsuite.probes.metrics import copies
 from evalsuite.probes.scoring import score
 from evalsuite.records import SampleRecord, TaskResult
+from evalsuite.stats.intervals import IntervalSettings
 from evalsuite.tasks import PreparedTask, TaskCatalog, build_task, task_dirs
 
 SEED = 1234
-SETTINGS = Settings(seed=SEED, confidence=0.95, resamples=500)
+SETTINGS = IntervalSettings(seed=SEED, confidence=0.95, resamples=500)
 DOCS = 4
 PriDe_ALWAYS_A = math.sqrt(3) / 4  # population std of recalls [1, 0, 0, 0]
 

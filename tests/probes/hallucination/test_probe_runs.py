@@ -63,7 +63,7 @@ def write_config(
     run: dict[str, Any] = {"name": name, "output_dir": str(folder / "out"), "seed": seed}
     if data_dir is not None:
         run["data_dir"] = str(data_dir)
-    config = {"run": run, "stats": {"resamples": 200}, **body}
+    config = {"run": run, "stats": {"resamples": 200, "interval_resamples": 200}, **body}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
