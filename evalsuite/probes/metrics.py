@@ -228,3 +228,13 @@ def summary(unit: ProbeUnit, samples: int, **extra: Any) -> ProbeSummary:
         settings=settings,
         **extra,
     )
+
+
+def paired_result(
+    unit: ProbeUnit, model: str, records: Sequence[SampleRecord], settings: IntervalSettings
+) -> TaskResult:
+    """The result of a probe that answers a clean copy and changed copies of each sample: the paired
+    metrics above, with the exact McNemar test of clean against the first changed copy; PDR first."""
+    data = copies(records)
+    extra = summary(unit, data.n, mcnemar=mcnemar(data))
+    return task_result(unit, model, paired_metrics(data, settings), extra, "pdr")

@@ -35,7 +35,7 @@ class UpperCaseDetails(Details):
 
 def build(config: UpperCaseConfig, cache_dir: Path) -> Probe:
     from evalsuite.probes.base import ProbeUnit, Sample, Variant, check_task, clean, rewrite, text_fields
-    from evalsuite.probes.metrics import copies, mcnemar, paired_metrics, summary, task_result
+    from evalsuite.probes.metrics import paired_result
     from evalsuite.probes.scoring import StaticProbe
     from evalsuite.records import SampleRecord, TaskResult
     from evalsuite.stats.intervals import IntervalSettings
@@ -54,9 +54,7 @@ def build(config: UpperCaseConfig, cache_dir: Path) -> Probe:
         def summarize(
             self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
         ) -> TaskResult:
-            data = copies(records)
-            metrics = paired_metrics(data, settings)
-            return task_result(unit, model, metrics, summary(unit, data.n, mcnemar=mcnemar(data)), "pdr")
+            return paired_result(unit, model, records, settings)
 
     return UpperCaseProbe()
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
@@ -31,13 +31,13 @@ from evalsuite.errors import ConfigError
 from evalsuite.logs import quiet_logger
 from evalsuite.probes.adversarial.textattack_env import load_textattack, seeded_global_rngs
 from evalsuite.probes.base import ProbeUnit, Sample, Variant, check_task, clean, rewrite, text_fields
-from evalsuite.probes.kinds.attack import AttackConfig
+from evalsuite.probes.kinds.attack import AttackConfig, AttackDetails, AttackStatus
 from evalsuite.probes.metrics import metric, normal_interval, pdr_interval, summary, task_result
 from evalsuite.probes.scoring import run_variants
 from evalsuite.records import MetricResult, SampleRecord, TaskResult
 from evalsuite.stats.intervals import IntervalSettings, mean_interval
 
-STATUSES = ("success", "failed", "skipped", "maximized")
+STATUSES: tuple[str, ...] = get_args(AttackStatus)
 
 
 class AttackProbe:
@@ -92,22 +92,15 @@ class AttackProbe:
     ) -> TaskResult:
         attacked = [r for r in records if r.variant == "attack" and r.error is None and r.probe is not None]
         errors = len({r.doc_id for r in records if r.error is not None})
-        status = [str(r.probe.details.get("status")) for r in attacked if r.probe is not None]
+        outcomes = [r.probe.details_as(AttackDetails) for r in attacked if r.probe is not None]
+        status: list[str] = [o.status for o in outcomes]
         n, conf = len(attacked), settings.confidence
         tried = [s for s in status if s != "skipped"]
         successes = [float(s == "success") for s in tried]
         clean_right = [float(s != "skipped") for s in status]
         under_attack = [float(s in ("failed", "maximized")) for s in status]
-        queries = [
-            float(r.probe.details["queries"])
-            for r in attacked
-            if r.probe and r.probe.details["status"] != "skipped"
-        ]
-        share = [
-            float(r.probe.details["perturbed_word_share"])
-            for r in attacked
-            if r.probe and r.probe.details["status"] == "success"
-        ]
+        queries = [float(o.queries) for o in outcomes if o.status != "skipped"]
+        share = [o.perturbed_word_share for o in outcomes if o.status == "success"]
         rng = np.random.default_rng(settings.seed)
         metrics: dict[str, MetricResult] = {
             "clean": metric(mean_interval(clean_right, conf), n, errors, True),

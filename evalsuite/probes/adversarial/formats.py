@@ -28,6 +28,7 @@ from evalsuite.probes.base import (
     options_field,
     text_fields,
 )
+from evalsuite.probes.kinds.prompt_format import FormatDetails
 from evalsuite.probes.metrics import metric, spread_interval, summary, task_result
 from evalsuite.probes.scoring import StaticProbe
 from evalsuite.records import FormatScore, MetricResult, ProbeDetail, SampleRecord, TaskResult
@@ -179,10 +180,10 @@ def score_table(records: list[SampleRecord]) -> tuple[np.ndarray, list[str], lis
     for record in records:
         if record.probe is not None:
             detail = record.probe if record.error is None else record.probe.model_copy(update={"score": None})
-            by_doc.setdefault(record.doc_id, {})[int(record.probe.details["format"])] = detail
+            by_doc.setdefault(record.doc_id, {})[record.probe.details_as(FormatDetails).format] = detail
     count = max((len(g) for g in by_doc.values()), default=0)
     first = next(iter(by_doc.values()), {})
-    descriptions = [str(first[j].details["description"]) for j in sorted(first)]
+    descriptions = [first[j].details_as(FormatDetails).description for j in sorted(first)]
     examples = [first[j].perturbed for j in sorted(first)]
     rows = [
         [float(g[j].score or 0.0) for j in range(count)]

@@ -30,6 +30,7 @@ from evalsuite.probes.base import (
     rewrite,
     set_options,
 )
+from evalsuite.probes.kinds.option_order import OptionOrderDetails
 from evalsuite.probes.metrics import (
     Array,
     copies,
@@ -110,7 +111,8 @@ def position_matrix(records: dict[int, list[SampleRecord]]) -> Array:
         row = np.zeros(k)
         for record in group:
             if record.probe is not None and isinstance(record.target, int):
-                position = int(record.probe.details.get("gold_position", record.target))
+                moved = record.probe.details_as(OptionOrderDetails).gold_position
+                position = record.target if moved is None else moved
                 row[position] = record.probe.score or 0.0
         rows.append(row)
     return np.array(rows)

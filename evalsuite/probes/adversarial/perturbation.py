@@ -25,13 +25,7 @@ from evalsuite.probes.base import (
     text_fields,
 )
 from evalsuite.probes.kinds.perturbation import PerturbationConfig
-from evalsuite.probes.metrics import (
-    copies,
-    mcnemar,
-    paired_metrics,
-    summary,
-    task_result,
-)
+from evalsuite.probes.metrics import paired_result
 from evalsuite.probes.scoring import StaticProbe
 from evalsuite.records import SampleRecord, TaskResult
 from evalsuite.stats.intervals import IntervalSettings
@@ -84,9 +78,7 @@ class PerturbationProbe(StaticProbe):
     def summarize(
         self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
-        data = copies(records)
-        metrics = paired_metrics(data, settings)
-        return task_result(unit, model, metrics, summary(unit, data.n, mcnemar=mcnemar(data)), "pdr")
+        return paired_result(unit, model, records, settings)
 
 
 def wrong_answer(sample: Sample, seed: int) -> str | None:

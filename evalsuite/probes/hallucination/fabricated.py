@@ -22,7 +22,7 @@ from evalsuite.probes.hallucination.common import GenerationProbe, Judgement, ge
 from evalsuite.probes.hallucination.detector import detector_for
 from evalsuite.probes.hallucination.entities import EntityItem, answer_matches
 from evalsuite.probes.hallucination.entities import generate as generate_items
-from evalsuite.probes.kinds.fabricated import FabricatedConfig
+from evalsuite.probes.kinds.fabricated import FabricatedConfig, FabricatedDetails
 from evalsuite.probes.metrics import summary, task_result
 from evalsuite.records import SampleRecord, TaskResult
 from evalsuite.stats.intervals import IntervalSettings
@@ -73,8 +73,9 @@ class FabricatedProbe(GenerationProbe):
     def summarize(
         self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
-        fabricated = [r for r in records if r.probe is not None and r.probe.details.get("fabricated")]
-        controls = [r for r in records if r.probe is not None and not r.probe.details.get("fabricated")]
+        items = [(r, r.probe.details_as(FabricatedDetails)) for r in records if r.probe is not None]
+        fabricated = [r for r, d in items if d.fabricated]
+        controls = [r for r, d in items if not d.fabricated]
         errors = sum(r.error is not None for r in records)
         metrics = {
             "hallucination_rate": rate(scored(fabricated, "hallucinated"), settings, errors, False),

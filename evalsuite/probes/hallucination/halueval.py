@@ -24,6 +24,7 @@ from evalsuite.errors import DataError
 from evalsuite.probes.base import ProbeUnit, Sample, Variant
 from evalsuite.probes.hallucination.abstention import Abstention
 from evalsuite.probes.hallucination.common import GenerationProbe, Judgement, generation_variant, rate, scored
+from evalsuite.probes.kinds.halueval import HaluEvalDetails
 from evalsuite.probes.metrics import summary, task_result
 from evalsuite.records import SampleRecord, TaskResult
 from evalsuite.stats.intervals import IntervalSettings
@@ -109,8 +110,9 @@ class HaluEvalProbe(GenerationProbe):
         self, unit: ProbeUnit, model: str, records: list[SampleRecord], settings: IntervalSettings
     ) -> TaskResult:
         errors = sum(r.error is not None for r in records)
-        shown = [r for r in records if r.probe is not None and r.probe.details.get("hallucinated")]
-        right = [r for r in records if r.probe is not None and not r.probe.details.get("hallucinated")]
+        judged = [(r, r.probe.details_as(HaluEvalDetails)) for r in records if r.probe is not None]
+        shown = [r for r, d in judged if d.hallucinated]
+        right = [r for r, d in judged if not d.hallucinated]
         metrics = {
             "accuracy": rate(scored(records, "correct"), settings, errors, True),
             "accuracy_parsed": rate(scored(records, "correct_parsed"), settings, errors, True),

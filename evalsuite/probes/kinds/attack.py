@@ -24,8 +24,11 @@ class AttackConfig(ProbeConfigBase):
     query_budget: int = Field(200, ge=1)  # model queries per attacked sample
 
 
+AttackStatus = Literal["success", "failed", "skipped", "maximized"]  # how an attack on a sample ended
+
+
 class AttackDetails(Details):
-    status: Literal["success", "failed", "skipped", "maximized"] = "failed"
+    status: AttackStatus = "failed"
     queries: int = 0  # model queries the attack spent
     perturbed_words: int = 0
     words: int = 0
