@@ -541,7 +541,7 @@ def _describe_tag(
         return (*loc, key), f"required key is missing (one of {_one_of(tags)})"
     tag = data[key]
     hint = did_you_mean(tag, tags) if isinstance(tag, str) else ""
-    if tag in BROKEN_PLUGINS:  # a probe kind whose plugin is installed but did not import
+    if isinstance(tag, str) and tag in BROKEN_PLUGINS:  # a probe kind whose plugin did not import
         hint = f"; the plugin naming it failed to load: {BROKEN_PLUGINS[tag]}"
     return (*loc, key), f"Input should be {_one_of(tags)} (got {_shown(tag)}){hint}"
 
