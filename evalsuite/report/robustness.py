@@ -30,8 +30,6 @@ from evalsuite.report.probe_tables import family_tables, probe_units
 from evalsuite.report.render import Section, add_section, clean, pack, ticks
 from evalsuite.rundir import RunDir
 
-PAIRED = ("pdr", "clean", "perturbed", "drop", "flip_rate", "worst_case", "changed")
-
 # metric -> (column heading, what it means)
 METRICS = {
     "pdr": ("PDR", "performance drop rate 1 - perturbed / clean; above 0 the probe hurt"),
