@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from evalsuite.config import ModelConfig
 from evalsuite.errors import BackendError, ConfigError
-from evalsuite.models import prefix, quantize, sources
+from evalsuite.models import batching, prefix, quantize, sources
 from evalsuite.models.base import (
     BACKENDS,
     IDENTITIES,
@@ -81,6 +81,7 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._decoder = _decoder_of(model) if info.model_type in PLAIN_HEAD else None
         self._plain_head = self._decoder is not None
+        self._supports_continuous: bool | None = None
         self.meter = Meter(self.torch_device)
         self.routing = RouterCapture(model, info.num_experts if self.is_moe else None)
         if self.routing.gates and info.num_experts and info.experts_per_token:
@@ -266,12 +267,84 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
 
     # -- generation -------------------------------------------------------------------------------
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
-        # SSMs cannot ignore left padding, so they generate one prompt at a time
+        """Continuous batching with shared prefixes (``models/batching.py``) where the model's cache
+        allows it and the settings are greedy or plain sampling; ``generate()`` on left-padded batches
+        otherwise. SSMs cannot ignore left padding, so they generate one prompt at a time."""
+        args = [r.args for r in requests]
         if self.is_ssm:
-            return [text for r in requests for text in self._generate_batch([r.args])]
-        out: list[str] = []
-        self._batched([r.args for r in requests], lambda batch: out.extend(self._generate_batch(batch)))
-        return out
+            return [text for a in args for text in self._generate_batch([a])]
+        out: dict[int, str] = {}
+        plans = {i: self._plan(context, settings) for i, (context, settings) in enumerate(args)}
+        continuous = {i: plan for i, plan in plans.items() if plan is not None}
+        if continuous and self._continuous():
+            texts = self._generate_continuous(args, list(continuous.values()), list(continuous))
+            out.update(zip(continuous, texts, strict=True))
+        rest = [i for i in range(len(args)) if i not in out]
+        texts = []
+        self._batched([args[i] for i in rest], lambda batch: texts.extend(self._generate_batch(batch)))
+        out.update(zip(rest, texts, strict=True))
+        return [out[i] for i in range(len(args))]
+
+    def _continuous(self) -> bool:
+        if self._supports_continuous is None:
+            self._supports_continuous = batching.supports(self.model)
+        return self._supports_continuous
+
+    def _plan(self, context: str, settings: dict[str, Any]) -> batching.Request | None:
+        """The request for continuous batching, or None where its settings need ``generate()``."""
+        until, options = self._generation_options(settings)
+        max_new = int(options.pop("max_new_tokens"))
+        sampling = None
+        if options.pop("do_sample"):
+            top_k = options.pop("top_k", None)
+            sampling = batching.Sampling(
+                float(options.pop("temperature")), float(options.pop("top_p")), int(top_k or 0)
+            )
+        else:
+            options = {k: v for k, v in options.items() if v is not None}
+        if options or (sampling is not None and sampling.temperature <= 0):
+            return None  # repetition penalties, beams, ...: generate() knows them
+        tokens = self.tok_encode(context)[-max(self.max_length - max_new, 1) :]
+        return batching.Request(tokens, max_new, until, sampling)
+
+    def _generate_continuous(
+        self, args: Sequence[tuple[str, dict[str, Any]]], requests: list[batching.Request], indices: list[int]
+    ) -> list[str]:
+        seen: dict[str, int] = {}
+        for request, index in zip(requests, indices, strict=True):
+            key = json.dumps(args[index], sort_keys=True, default=str)
+            request.seed = batching.request_seed(self.seed, args[index], seen.get(key, 0))
+            seen[key] = seen.get(key, 0) + 1
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        while True:
+            generator = batching.Generator(
+                self.model, self.tokenizer.decode, eos_ids, self.batch_rows, self.config.share_prefix
+            )
+            try:
+                with self.meter.generating():
+                    generated = generator.run(requests)
+                break
+            except torch.OutOfMemoryError:
+                if self.torch_device.type != "cuda" or self.batch_rows == 1:
+                    raise
+                torch.cuda.empty_cache()
+                self.batch_rows = max(1, self.batch_rows // 2)
+                self.meter.oom_backoffs += 1
+                for request in requests:
+                    request.generated = []
+        texts = []
+        for request, tokens in zip(requests, generated, strict=True):
+            self.meter.generated_tokens += len(tokens)
+            texts.append(self._cut(self.tokenizer.decode(tokens, skip_special_tokens=True), request.until))
+        return texts
+
+    @staticmethod
+    def _cut(text: str, until: Sequence[str]) -> str:
+        for stop in until:
+            if stop:
+                text = text.split(stop)[0]
+        return text
 
     @torch.inference_mode()
     def _generate_batch(self, batch: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -305,11 +378,7 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
         texts = []
         for row in generated[:, width:].tolist():
             self.meter.generated_tokens += len(row)
-            text = self.tokenizer.decode(row, skip_special_tokens=True)
-            for stop in until:
-                if stop:
-                    text = text.split(stop)[0]
-            texts.append(text)
+            texts.append(self._cut(self.tokenizer.decode(row, skip_special_tokens=True), until))
         return texts
 
     def _generation_options(self, settings: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:

@@ -1,0 +1,331 @@
+"""Generation with continuous batching and shared-prefix reuse, on transformers' ``DynamicCache``.
+
+``generate()`` on a left-padded batch (lm-eval's way) runs every batch until its longest row stops, and
+every prompt recomputes the few-shot examples or instructions it shares with the others. Here:
+
+* **Continuous batching.** Up to ``rows`` prompts generate side by side. A row leaves the batch as soon
+  as it stops (end of sequence, a stop string in its decoded text, or ``max_new`` tokens), and a waiting
+  prompt takes its place. The batch's cache is left-padded: each row has its own attention mask and
+  positions, so rows of any length decode together, and columns no row needs any more are dropped.
+* **Shared prefixes.** Prompts of one call that share a prefix of at least ``MIN_SHARED`` tokens (the
+  longest prefix each shares with another prompt) get its keys and values computed once; each prompt then
+  computes only what follows, at the positions it would have alone.
+* **Stop strings per row,** checked on the decoded text after every token, so a row stops exactly where
+  lm-eval's would (at the first token whose text completes a stop string).
+* **Sampling per row,** from a generator seeded by the run's seed, the request and its occurrence: a
+  sample does not depend on which other prompts shared its batch, so reruns and resumed runs draw the
+  same text.
+
+Greedy rows compute what ``generate()`` computes for them, in differently shaped matrix products, so a
+token can differ only where the top two log-probabilities are within float rounding of each other
+(benchmarks/RESULTS.md measures it against lm-eval). Transformers' own continuous batching
+(``generate_batch``, paged attention) was measured and not used: docs/engine.md says why.
+
+Caches whose layers are not plain ``DynamicLayer`` (sliding windows, state-space and hybrid models) are
+not handled here; ``supports`` tells the caller to use ``generate()`` for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+MIN_SHARED = 16  # tokens two prompts must share before their prefix is computed once for both
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each (batch, heads, length, dim)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings of one request; ``temperature`` > 0."""
+
+    temperature: float
+    top_p: float = 1.0
+    top_k: int = 0
+
+
+@dataclass
+class Request:
+    """One prompt to continue: its tokens, how many new tokens at most, its stop strings and its sampling
+    settings (None: greedy) with the seed of its generator."""
+
+    tokens: list[int]
+    max_new: int
+    until: Sequence[str]
+    sampling: Sampling | None = None
+    seed: int = 0
+    generated: list[int] = field(default_factory=list)
+    generator: torch.Generator | None = None
+
+
+def request_seed(seed: int, request: Any, occurrence: int) -> int:
+    """A generator seed from the run's seed, the request (its arguments) and its occurrence in the call."""
+    digest = hashlib.sha256(json.dumps([seed, request, occurrence], default=str).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def supports(model: Any) -> bool:
+    """Whether ``model`` keeps a cache of plain per-layer keys and values (checked on a one-token run)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        out = model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=device), use_cache=True)
+    cache = cache_of(out)
+    layers = getattr(cache, "layers", None)
+    return (
+        type(cache) is DynamicCache
+        and isinstance(layers, list)
+        and bool(layers)
+        and all(type(layer) is DynamicLayer for layer in layers)
+    )
+
+
+def cache_of(output: Any) -> Any:
+    """The cache a forward pass returned: ``cache`` from transformers 5.25, ``past_key_values`` before."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+class Generator:
+    """Continuous-batching generation for one model. ``decode`` turns token ids into text (special
+    tokens kept, as lm-eval's stop check sees them)."""
+
+    def __init__(
+        self,
+        model: Any,
+        decode: Callable[[list[int]], str],
+        eos_ids: set[int],
+        rows: int,
+        share_prefix: bool = True,
+    ) -> None:
+        import inspect
+
+        self.model = model
+        self.decode = decode
+        self.eos_ids = eos_ids
+        self.rows = max(1, rows)
+        self.share_prefix = share_prefix
+        self.device = next(model.parameters()).device
+        self.cache_arg = (
+            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        )
+        self.prefill_tokens = 0  # tokens computed for prompts (prefixes once, suffixes per prompt)
+        self.decode_tokens = 0  # tokens fed one step at a time
+
+    def run(self, requests: Sequence[Request]) -> list[list[int]]:
+        """The generated tokens of each request, in order (stop strings included, as generated)."""
+        prefixes = shared_prefixes([r.tokens for r in requests]) if self.share_prefix else {}
+        store = PrefixStore(self)
+        waiting = deque(sorted(range(len(requests)), key=lambda i: -len(requests[i].tokens)))
+        for request in requests:
+            if request.sampling is not None:
+                request.generator = torch.Generator(device=self.device).manual_seed(request.seed)
+        batch = Batch(self)
+        while waiting or batch.active:
+            admitted: list[tuple[Request, KV]] = []
+            while waiting and len(batch.active) + len(admitted) < self.rows:
+                index = waiting.popleft()
+                request = requests[index]
+                kv, logits = store.prefill(request.tokens, prefixes.get(index, 0))
+                if self._extend(request, logits[0]):
+                    admitted.append((request, kv))
+            if admitted:
+                batch.add(admitted)
+            if batch.active:
+                batch.step()
+        return [r.generated for r in requests]
+
+    def _extend(self, request: Request, logits: torch.Tensor) -> bool:
+        """Choose the request's next token from its logits; True while it goes on."""
+        token = self._choose(logits[None], [request])[0]
+        request.generated.append(token)
+        return not self._finished(request)
+
+    def _choose(self, logits: torch.Tensor, requests: Sequence[Request]) -> list[int]:
+        """Next tokens for (rows, vocab) logits: argmax for greedy rows, a draw from each sampled row's
+        own generator otherwise."""
+        chosen = logits.argmax(dim=-1).tolist()
+        for i, request in enumerate(requests):
+            if request.sampling is not None:
+                chosen[i] = sample(logits[i].float(), request.sampling, request.generator)
+        return [int(c) for c in chosen]
+
+    def _finished(self, request: Request) -> bool:
+        if request.generated[-1] in self.eos_ids or len(request.generated) >= request.max_new:
+            return True
+        text = self.decode(request.generated)
+        return any(stop and stop in text for stop in request.until)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, kv: KV | None) -> Any:
+        """One forward pass over ``ids`` after the cached ``kv``; returns (last logits, new cache)."""
+        kwargs: dict[str, Any] = {self.cache_arg: build_cache(kv)} if kv else {}
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
+        return out.logits[:, -1], cache_of(out)
+
+
+class PrefixStore:
+    """Keys and values of the shared prefixes of one call, each computed once (extending the longest
+    stored prefix it starts with)."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+        self.stored: dict[tuple[int, ...], KV] = {}
+
+    def prefill(self, tokens: list[int], shared: int) -> tuple[KV, torch.Tensor]:
+        """(keys and values of the whole prompt, batch of one; logits after its last token)."""
+        kv: KV | None = self._prefix(tokens[:shared]) if shared else None
+        start = shared if kv else 0
+        logits, cache = self._run(tokens[start:], start, kv)
+        return kv_of(cache), logits
+
+    def _prefix(self, prefix: list[int]) -> KV:
+        key = tuple(prefix)
+        if key not in self.stored:
+            base = max((k for k in self.stored if key[: len(k)] == k), key=len, default=())
+            start = len(base)
+            # the prefix's last token is left to the prompts: its logits are theirs
+            _, cache = self._run(prefix[start:], start, self.stored.get(base))
+            self.stored[key] = kv_of(cache)
+        return self.stored[key]
+
+    def _run(self, tokens: list[int], start: int, kv: KV | None) -> tuple[torch.Tensor, Any]:
+        g = self.generator
+        device = g.device
+        ids = torch.tensor([tokens], device=device)
+        mask = torch.ones((1, start + len(tokens)), dtype=torch.long, device=device)
+        positions = torch.arange(start, start + len(tokens), device=device)[None]
+        g.prefill_tokens += len(tokens)
+        return g.forward(ids, mask, positions, kv)  # type: ignore[no-any-return]
+
+
+class Batch:
+    """The rows generating now: their requests, a left-padded cache, attention masks and positions."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.g = generator
+        self.active: list[Request] = []
+        self.kv: KV = []
+        self.mask = torch.zeros((0, 0), dtype=torch.long, device=generator.device)
+        self.positions = torch.zeros((0,), dtype=torch.long, device=generator.device)
+
+    def add(self, admitted: Sequence[tuple[Request, KV]]) -> None:
+        """Join new rows (each with its prompt's cache) to the batch, left-padding to a common width."""
+        parts = [(self.kv, self.mask)] if self.active else []
+        for request, kv in admitted:
+            length = kv[0][0].shape[-2]
+            parts.append((kv, torch.ones((1, length), dtype=torch.long, device=self.g.device)))
+            self.positions = torch.cat([self.positions, torch.tensor([length], device=self.g.device)])
+            self.active.append(request)
+        width = max(mask.shape[1] for _, mask in parts)
+        layers = len(parts[0][0])
+        self.kv = [
+            tuple(  # type: ignore[misc]
+                torch.cat([left_pad(kv[layer][j], width - mask.shape[1]) for kv, mask in parts], dim=0)
+                for j in (0, 1)
+            )
+            for layer in range(layers)
+        ]
+        self.mask = torch.cat([left_pad(mask, width - mask.shape[1]) for _, mask in parts], dim=0)
+
+    def step(self) -> None:
+        """Feed every row its last token, choose the next, and let finished rows leave."""
+        g = self.g
+        last = torch.tensor([[r.generated[-1]] for r in self.active], device=g.device)
+        ones = torch.ones((len(self.active), 1), dtype=torch.long, device=g.device)
+        self.mask = torch.cat([self.mask, ones], dim=1)
+        logits, cache = g.forward(last, self.mask, self.positions[:, None], self.kv)
+        g.decode_tokens += len(self.active)
+        self.kv = kv_of(cache)
+        self.positions = self.positions + 1
+        keep = []
+        for i, (request, token) in enumerate(zip(self.active, g._choose(logits, self.active), strict=True)):
+            request.generated.append(token)
+            if not g._finished(request):
+                keep.append(i)
+        if len(keep) < len(self.active):
+            self._keep(keep)
+
+    def _keep(self, keep: list[int]) -> None:
+        """Only the rows ``keep``; columns that are padding in every one of them are dropped."""
+        self.active = [self.active[i] for i in keep]
+        index = torch.tensor(keep, dtype=torch.long, device=self.g.device)
+        self.positions = self.positions[index]
+        if not keep:
+            self.kv, self.mask = [], self.mask[:0, :0]
+            return
+        mask = self.mask[index]
+        used = mask.any(dim=0).nonzero()
+        drop = int(used[0]) if len(used) else 0
+        self.mask = mask[:, drop:]
+        self.kv = [(k[index, :, drop:], v[index, :, drop:]) for k, v in self.kv]
+
+
+def left_pad(tensor: torch.Tensor, width: int) -> torch.Tensor:
+    """``tensor`` (batch, ...) with ``width`` zeros before its sequence dimension (2 for keys and values,
+    1 for masks)."""
+    if width == 0:
+        return tensor
+    dim = 1 if tensor.dim() == 2 else 2
+    shape = list(tensor.shape)
+    shape[dim] = width
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def kv_of(cache: Any) -> KV:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def build_cache(kv: KV) -> Any:
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for layer, (keys, values) in enumerate(kv):
+        cache.update(keys, values, layer)
+    return cache
+
+
+def sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> int:
+    """One token drawn from ``logits`` (vocab,) at ``sampling``'s temperature, within its top-k and
+    nucleus (the fewest most likely tokens whose probability reaches ``top_p``)."""
+    scores = logits / sampling.temperature
+    if sampling.top_k > 0:
+        kth = scores.topk(min(sampling.top_k, scores.shape[-1])).values[-1]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if sampling.top_p < 1.0:
+        ordered, order = scores.softmax(-1).sort(descending=True)
+        outside = ordered.cumsum(-1) - ordered >= sampling.top_p  # the mass ranked above already reaches it
+        scores = scores.masked_fill(torch.empty_like(outside).scatter(0, order, outside), float("-inf"))
+    probabilities = scores.softmax(-1)
+    return int(torch.multinomial(probabilities, 1, generator=generator))
+
+
+def shared_prefixes(prompts: Sequence[Sequence[int]]) -> dict[int, int]:
+    """For each prompt that shares at least ``MIN_SHARED`` tokens with another, the length of the longest
+    prefix it shares (less than its own length: its last token's logits are its own)."""
+    order = sorted(range(len(prompts)), key=lambda i: list(prompts[i]))
+    shared: dict[int, int] = {}
+    for a, b in itertools.pairwise(order):
+        n = common_length(prompts[a], prompts[b])
+        for i in (a, b):
+            length = min(n, len(prompts[i]) - 1)
+            if length >= MIN_SHARED and length > shared.get(i, 0):
+                shared[i] = length
+    return shared
+
+
+def common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
