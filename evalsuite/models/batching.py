@@ -28,6 +28,7 @@ not handled here; ``supports`` tells the caller to use ``generate()`` for them.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import json
 from collections import deque
@@ -37,9 +38,9 @@ from typing import Any
 
 import torch
 
-MIN_SHARED = 16  # tokens two prompts must share before their prefix is computed once for both
+from evalsuite.models.kvcache import KV, PrefixStore, build_cache, cache_argument, cache_of, kv_of, left_pad
 
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each (batch, heads, length, dim)
+MIN_SHARED = 16  # tokens two prompts must share before their prefix is computed once for both
 
 
 @dataclass(frozen=True)
@@ -71,30 +72,6 @@ def request_seed(seed: int, request: Any, occurrence: int) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-def supports(model: Any) -> bool:
-    """Whether ``model`` keeps a cache of plain per-layer keys and values (checked on a one-token run)."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        out = model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=device), use_cache=True)
-    cache = cache_of(out)
-    layers = getattr(cache, "layers", None)
-    return (
-        type(cache) is DynamicCache
-        and isinstance(layers, list)
-        and bool(layers)
-        and all(type(layer) is DynamicLayer for layer in layers)
-    )
-
-
-def cache_of(output: Any) -> Any:
-    """The cache a forward pass returned: ``cache`` from transformers 5.25, ``past_key_values`` before."""
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values
-
-
 class Generator:
     """Continuous-batching generation for one model. ``decode`` turns token ids into text (special
     tokens kept, as lm-eval's stop check sees them)."""
@@ -107,24 +84,23 @@ class Generator:
         rows: int,
         share_prefix: bool = True,
     ) -> None:
-        import inspect
-
         self.model = model
         self.decode = decode
         self.eos_ids = eos_ids
         self.rows = max(1, rows)
         self.share_prefix = share_prefix
         self.device = next(model.parameters()).device
-        self.cache_arg = (
-            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-        )
+        self.cache_arg = cache_argument(model)
+        self.keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.prefill_tokens = 0  # tokens computed for prompts (prefixes once, suffixes per prompt)
         self.decode_tokens = 0  # tokens fed one step at a time
 
     def run(self, requests: Sequence[Request]) -> list[list[int]]:
         """The generated tokens of each request, in order (stop strings included, as generated)."""
         prefixes = shared_prefixes([r.tokens for r in requests]) if self.share_prefix else {}
-        store = PrefixStore(self)
+        store = PrefixStore(
+            lambda tokens, start, kv: kv_of(self._prefill(tokens, start, kv)[1]), keep=len(requests)
+        )
         waiting = deque(sorted(range(len(requests)), key=lambda i: -len(requests[i].tokens)))
         for request in requests:
             if request.sampling is not None:
@@ -135,9 +111,12 @@ class Generator:
             while waiting and len(batch.active) + len(admitted) < self.rows:
                 index = waiting.popleft()
                 request = requests[index]
-                kv, logits = store.prefill(request.tokens, prefixes.get(index, 0))
+                shared = prefixes.get(index, 0)
+                logits, cache = self._prefill(
+                    request.tokens[shared:], shared, store.get(request.tokens[:shared]) if shared else None
+                )
                 if self._extend(request, logits[0]):
-                    admitted.append((request, kv))
+                    admitted.append((request, kv_of(cache)))
             if admitted:
                 batch.add(admitted)
             if batch.active:
@@ -165,61 +144,39 @@ class Generator:
         text = self.decode(request.generated)
         return any(stop and stop in text for stop in request.until)
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, kv: KV | None) -> Any:
-        """One forward pass over ``ids`` after the cached ``kv``; returns (last logits, new cache)."""
-        kwargs: dict[str, Any] = {self.cache_arg: build_cache(kv)} if kv else {}
+    def _prefill(self, tokens: list[int], start: int, kv: KV | None) -> tuple[torch.Tensor, Any]:
+        """Run ``tokens`` (batch of one) from position ``start`` after ``kv``."""
+        ids = torch.tensor([tokens], device=self.device)
+        mask = torch.ones((1, start + len(tokens)), dtype=torch.long, device=self.device)
+        positions = torch.arange(start, start + len(tokens), device=self.device)[None]
+        self.prefill_tokens += len(tokens)
+        return self.forward(ids, mask, positions, build_cache(kv) if kv else None)  # type: ignore[no-any-return]
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> Any:
+        """One forward pass over ``ids`` after ``cache`` (a model cache, or None); returns (last logits,
+        the cache with ``ids`` appended)."""
+        kwargs: dict[str, Any] = {self.cache_arg: cache} if cache is not None else {}
+        if self.keeps_logits:  # the output layer at the last position only, as generate() does
+            kwargs["logits_to_keep"] = 1
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
         return out.logits[:, -1], cache_of(out)
 
 
-class PrefixStore:
-    """Keys and values of the shared prefixes of one call, each computed once (extending the longest
-    stored prefix it starts with)."""
-
-    def __init__(self, generator: Generator) -> None:
-        self.generator = generator
-        self.stored: dict[tuple[int, ...], KV] = {}
-
-    def prefill(self, tokens: list[int], shared: int) -> tuple[KV, torch.Tensor]:
-        """(keys and values of the whole prompt, batch of one; logits after its last token)."""
-        kv: KV | None = self._prefix(tokens[:shared]) if shared else None
-        start = shared if kv else 0
-        logits, cache = self._run(tokens[start:], start, kv)
-        return kv_of(cache), logits
-
-    def _prefix(self, prefix: list[int]) -> KV:
-        key = tuple(prefix)
-        if key not in self.stored:
-            base = max((k for k in self.stored if key[: len(k)] == k), key=len, default=())
-            start = len(base)
-            # the prefix's last token is left to the prompts: its logits are theirs
-            _, cache = self._run(prefix[start:], start, self.stored.get(base))
-            self.stored[key] = kv_of(cache)
-        return self.stored[key]
-
-    def _run(self, tokens: list[int], start: int, kv: KV | None) -> tuple[torch.Tensor, Any]:
-        g = self.generator
-        device = g.device
-        ids = torch.tensor([tokens], device=device)
-        mask = torch.ones((1, start + len(tokens)), dtype=torch.long, device=device)
-        positions = torch.arange(start, start + len(tokens), device=device)[None]
-        g.prefill_tokens += len(tokens)
-        return g.forward(ids, mask, positions, kv)  # type: ignore[no-any-return]
-
-
 class Batch:
-    """The rows generating now: their requests, a left-padded cache, attention masks and positions."""
+    """The rows generating now: their requests, one left-padded cache, attention masks and positions.
+    The cache object lives across steps (the model appends to it); it is rebuilt only when rows join or
+    leave."""
 
     def __init__(self, generator: Generator) -> None:
         self.g = generator
         self.active: list[Request] = []
-        self.kv: KV = []
+        self.cache: Any = None
         self.mask = torch.zeros((0, 0), dtype=torch.long, device=generator.device)
         self.positions = torch.zeros((0,), dtype=torch.long, device=generator.device)
 
     def add(self, admitted: Sequence[tuple[Request, KV]]) -> None:
         """Join new rows (each with its prompt's cache) to the batch, left-padding to a common width."""
-        parts = [(self.kv, self.mask)] if self.active else []
+        parts = [(kv_of(self.cache), self.mask)] if self.active else []
         for request, kv in admitted:
             length = kv[0][0].shape[-2]
             parts.append((kv, torch.ones((1, length), dtype=torch.long, device=self.g.device)))
@@ -227,13 +184,14 @@ class Batch:
             self.active.append(request)
         width = max(mask.shape[1] for _, mask in parts)
         layers = len(parts[0][0])
-        self.kv = [
-            tuple(  # type: ignore[misc]
+        merged = [
+            tuple(
                 torch.cat([left_pad(kv[layer][j], width - mask.shape[1]) for kv, mask in parts], dim=0)
                 for j in (0, 1)
             )
             for layer in range(layers)
         ]
+        self.cache = build_cache(merged)  # type: ignore[arg-type]
         self.mask = torch.cat([left_pad(mask, width - mask.shape[1]) for _, mask in parts], dim=0)
 
     def step(self) -> None:
@@ -242,9 +200,8 @@ class Batch:
         last = torch.tensor([[r.generated[-1]] for r in self.active], device=g.device)
         ones = torch.ones((len(self.active), 1), dtype=torch.long, device=g.device)
         self.mask = torch.cat([self.mask, ones], dim=1)
-        logits, cache = g.forward(last, self.mask, self.positions[:, None], self.kv)
+        logits, self.cache = g.forward(last, self.mask, self.positions[:, None], self.cache)
         g.decode_tokens += len(self.active)
-        self.kv = kv_of(cache)
         self.positions = self.positions + 1
         keep = []
         for i, (request, token) in enumerate(zip(self.active, g._choose(logits, self.active), strict=True)):
@@ -260,37 +217,13 @@ class Batch:
         index = torch.tensor(keep, dtype=torch.long, device=self.g.device)
         self.positions = self.positions[index]
         if not keep:
-            self.kv, self.mask = [], self.mask[:0, :0]
+            self.cache, self.mask = None, self.mask[:0, :0]
             return
         mask = self.mask[index]
         used = mask.any(dim=0).nonzero()
         drop = int(used[0]) if len(used) else 0
         self.mask = mask[:, drop:]
-        self.kv = [(k[index, :, drop:], v[index, :, drop:]) for k, v in self.kv]
-
-
-def left_pad(tensor: torch.Tensor, width: int) -> torch.Tensor:
-    """``tensor`` (batch, ...) with ``width`` zeros before its sequence dimension (2 for keys and values,
-    1 for masks)."""
-    if width == 0:
-        return tensor
-    dim = 1 if tensor.dim() == 2 else 2
-    shape = list(tensor.shape)
-    shape[dim] = width
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
-
-
-def kv_of(cache: Any) -> KV:
-    return [(layer.keys, layer.values) for layer in cache.layers]
-
-
-def build_cache(kv: KV) -> Any:
-    from transformers import DynamicCache
-
-    cache = DynamicCache()
-    for layer, (keys, values) in enumerate(kv):
-        cache.update(keys, values, layer)
-    return cache
+        self.cache = build_cache([(k[index, :, drop:], v[index, :, drop:]) for k, v in kv_of(self.cache)])
 
 
 def sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> int:

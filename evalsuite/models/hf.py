@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from evalsuite.config import ModelConfig
 from evalsuite.errors import BackendError, ConfigError
-from evalsuite.models import batching, prefix, quantize, sources
+from evalsuite.models import batching, kvcache, prefix, quantize, sources
 from evalsuite.models.base import (
     BACKENDS,
     IDENTITIES,
@@ -40,6 +40,7 @@ from evalsuite.models.base import (
 from evalsuite.models.telemetry import Meter, RouterCapture, RoutingMeter
 from evalsuite.models.tokens import RollingByTokens, TokenizerRules, TokenRequest
 
+PADDING = 0.03  # at most this share of a scoring batch's positions is padding
 SSM_TYPES = ("mamba", "mamba2", "falcon_mamba")
 HYBRID_TYPES = ("jamba", "zamba", "zamba2", "bamba", "granitemoehybrid")
 T = TypeVar("T")
@@ -81,7 +82,8 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._decoder = _decoder_of(model) if info.model_type in PLAIN_HEAD else None
         self._plain_head = self._decoder is not None
-        self._supports_continuous: bool | None = None
+        self._plain_cache: bool | None = None  # whether the model's cache is plain keys and values
+        self._prefixes = kvcache.PrefixStore(self._run_prefix)
         self.meter = Meter(self.torch_device)
         self.routing = RouterCapture(model, info.num_experts if self.is_moe else None)
         if self.routing.gates and info.num_experts and info.experts_per_token:
@@ -107,17 +109,27 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
                     else:
                         alone.extend(m.index for m in row.members)
             else:
-                self._batched(rows, lambda batch: self._score_packed(batch, results))
+                self._batched(rows, lambda batch: self._score_packed(batch, results), lambda r: r.length)
         singles = [(i, pairs[i]) for i in sorted(alone, key=lambda i: -sum(map(len, pairs[i])))]
-        self._batched(singles, lambda batch: self._score_alone(batch, results))
+        self._batched(
+            singles, lambda batch: self._score_alone(batch, results), lambda s: len(s[1][0]) + len(s[1][1])
+        )
         return results
 
-    def _batched(self, items: Sequence[T], score: Callable[[Sequence[T]], None]) -> None:
+    def _batched(
+        self,
+        items: Sequence[T],
+        score: Callable[[Sequence[T]], None],
+        length: Callable[[T], int] | None = None,
+    ) -> None:
         """``score`` over consecutive batches; on a CUDA out-of-memory error the batch size is halved
-        (for the rest of the run) and the batch retried."""
+        (for the rest of the run) and the batch retried. With ``length`` (items sorted longest first),
+        a batch also ends where padding would pass ``PADDING`` of its tokens."""
         start = 0
         while start < len(items):
             batch = items[start : start + self.batch_rows]
+            if length is not None:
+                batch = batch[: prefix.fitting(list(map(length, batch)), PADDING)]
             try:
                 score(batch)
             except torch.OutOfMemoryError:
@@ -131,21 +143,50 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
 
     @torch.inference_mode()
     def _score_packed(self, rows: Sequence[prefix.Row], results: list[tuple[float, bool]]) -> None:
+        """A batch of prefix-tree rows. The prefix every row of the batch starts with (an instruction,
+        few-shot examples) comes from the prefix store, computed once for all the batches that share it;
+        the rows run only what follows it."""
         packed = prefix.packed_batch(rows, self._pad_id())
         device = self.torch_device
+        shared = prefix.shared_start(rows) if self._kv_cache() else 0
+        past = self._prefixes.get(rows[0].tokens[:shared]) if shared >= prefix.MIN_REUSED else None
+        start = shared if past is not None else 0
         members = [m for row in rows for m in row.members]
         rows_index = torch.tensor([b for b, cols in packed.predicting for _ in cols])
-        positions = torch.tensor([c for _, cols in packed.predicting for c in cols])
-        with self.meter.scoring(int(packed.real.sum())):
+        positions = torch.tensor([c - start for _, cols in packed.predicting for c in cols])
+        real = packed.real[:, start:]
+        with self.meter.scoring(int(real.sum())):
             logits = self._forward(
-                packed.ids.to(device),
-                packed.real.to(device),
-                attention=packed.attention_mask(self._activation_dtype()).to(device),
-                positions=packed.positions.to(device),
+                packed.ids[:, start:].to(device),
+                real.to(device),
+                attention=packed.attention_mask(self._activation_dtype())[:, :, start:].to(device),
+                positions=packed.positions[:, start:].to(device),
                 select=(rows_index, positions),
+                past=past,
             )  # (scored tokens, vocab)
         targets = [t for m in members for t in m.continuation]
         self._collect(logits, targets, [m.index for m in members], members, results)
+
+    @torch.inference_mode()
+    def _run_prefix(self, tokens: list[int], start: int, past: kvcache.KV | None) -> kvcache.KV:
+        """Keys and values of a prefix (batch of one): ``tokens`` from position ``start`` after ``past``;
+        the decoder alone, as no logits are wanted."""
+        module = self._decoder if self._decoder is not None else self.model
+        kwargs: dict[str, Any] = {"use_cache": True}
+        if past is not None:
+            kwargs[kvcache.cache_argument(module)] = kvcache.build_cache(past)
+        device = self.torch_device
+        real = torch.ones((1, len(tokens)), dtype=torch.long, device=device)
+        with self.meter.scoring(len(tokens)), self.routing.capture() as router_logits:
+            out = module(
+                input_ids=torch.tensor([tokens], device=device),
+                attention_mask=torch.ones((1, start + len(tokens)), dtype=torch.long, device=device),
+                position_ids=torch.arange(start, start + len(tokens), device=device)[None],
+                **kwargs,
+            )
+        if self.meter.routing is not None and router_logits:
+            self.meter.routing.add(router_logits, real)
+        return kvcache.kv_of(kvcache.cache_of(out))
 
     def _collect(
         self,
@@ -239,15 +280,19 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
         attention: torch.Tensor | None = None,
         positions: torch.Tensor | None = None,
         select: tuple[torch.Tensor, torch.Tensor] | None = None,
+        past: kvcache.KV | None = None,
     ) -> torch.Tensor:
         """Logits (batch, seq, vocab), or (selected, vocab) at the (row, position) pairs of ``select``,
         where the output layer then runs only. ``real`` marks tokens (1) and padding (0); ``attention``
-        overrides the padding mask with a 4-D one."""
+        overrides the padding mask with a 4-D one (over ``past``'s positions too); ``past`` holds the
+        keys and values of a prefix every row continues."""
         kwargs: dict[str, Any] = {}
         if not self.is_ssm:
             kwargs["attention_mask"] = real if attention is None else attention
         if positions is not None:
             kwargs["position_ids"] = positions
+        if past is not None:
+            kwargs[kvcache.cache_argument(self.model)] = kvcache.build_cache(past, rows=ids.shape[0])
         with self.routing.capture() as router_logits:
             if select is not None and self._plain_head:  # the decoder, then the head where needed
                 assert self._decoder is not None
@@ -276,7 +321,7 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
         out: dict[int, str] = {}
         plans = {i: self._plan(context, settings) for i, (context, settings) in enumerate(args)}
         continuous = {i: plan for i, plan in plans.items() if plan is not None}
-        if continuous and self._continuous():
+        if continuous and self._kv_cache():
             texts = self._generate_continuous(args, list(continuous.values()), list(continuous))
             out.update(zip(continuous, texts, strict=True))
         rest = [i for i in range(len(args)) if i not in out]
@@ -285,10 +330,10 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
         out.update(zip(rest, texts, strict=True))
         return [out[i] for i in range(len(args))]
 
-    def _continuous(self) -> bool:
-        if self._supports_continuous is None:
-            self._supports_continuous = batching.supports(self.model)
-        return self._supports_continuous
+    def _kv_cache(self) -> bool:
+        if self._plain_cache is None:
+            self._plain_cache = kvcache.supports(self.model)
+        return self._plain_cache
 
     def _plan(self, context: str, settings: dict[str, Any]) -> batching.Request | None:
         """The request for continuous batching, or None where its settings need ``generate()``."""

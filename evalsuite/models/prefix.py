@@ -36,6 +36,7 @@ import torch
 Pair = tuple[list[int], list[int]]  # (context tokens, continuation tokens)
 MIN_SHARED = 16  # tokens (and half its own) a question must share with a row to join it
 ROW_BUDGET = 1024  # tokens per row (or the longest single request, if longer)
+MIN_REUSED = 2  # tokens a batch's rows must all start with before that prefix is computed apart, once
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,33 @@ def pack(pairs: Sequence[Pair], max_length: int, merge: bool = True) -> tuple[li
         rows.append(tree.row())
     rows.sort(key=lambda r: -r.length)
     return rows, alone
+
+
+def fitting(lengths: Sequence[int], padding: float) -> int:
+    """How many of the leading rows (lengths sorted longest first) make a batch whose padding stays
+    within ``padding`` of its positions (at least one)."""
+    total = 0
+    for count, length in enumerate(lengths, start=1):
+        total += length
+        if count * lengths[0] - total > padding * count * lengths[0]:
+            return count - 1
+    return len(lengths)
+
+
+def shared_start(rows: Sequence[Row]) -> int:
+    """Length of the prefix every row of a batch starts with and every token of it descends from: its
+    keys and values can be computed once (``kvcache.PrefixStore``) and the rows run only the rest. It
+    stops before each member's last context token, whose logits the member needs."""
+    limit = min(m.context_length - 1 for row in rows for m in row.members)
+    first = rows[0].tokens
+    for row in rows:
+        chain = row.length  # the row is a chain up to the first token that branches off earlier
+        for position, parent in enumerate(row.parents):
+            if position and parent != position - 1:
+                chain = min(chain, parent + 1)
+        limit = min(limit, chain)
+        limit = next((i for i in range(limit) if row.tokens[i] != first[i]), limit)
+    return max(limit, 0)
 
 
 @dataclass(frozen=True)

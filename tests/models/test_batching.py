@@ -11,7 +11,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-from evalsuite.models import batching
+from evalsuite.models import batching, kvcache
 from evalsuite.models.batching import Generator, Request, Sampling, sample, shared_prefixes
 from tests.models.test_hf import load
 
@@ -191,13 +191,13 @@ def test_sliding_window_models_use_generate(tmp_path: Path) -> None:
         num_key_value_heads=1,
         sliding_window=4,
     )
-    assert not batching.supports(MistralForCausalLM(config))
+    assert not kvcache.supports(MistralForCausalLM(config))
 
 
 def test_dense_and_moe_caches_are_supported(tiny_model: Callable[[str], Path], tmp_path: Path) -> None:
     for kind in ("llama", "mixtral", "olmoe"):
-        assert batching.supports(load(tiny_model(kind), tmp_path).model), kind
-    assert not batching.supports(load(tiny_model("mamba"), tmp_path).model)
+        assert kvcache.supports(load(tiny_model(kind), tmp_path).model), kind
+    assert not kvcache.supports(load(tiny_model("mamba"), tmp_path).model)
 
 
 def test_out_of_memory_on_gpu_halves_the_rows_and_starts_over(

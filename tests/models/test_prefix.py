@@ -12,7 +12,16 @@ from lm_eval.api.instance import Instance
 from evalsuite.config import ModelConfig
 from evalsuite.models import BACKENDS, LoadContext
 from evalsuite.models.hf import HFBackend
-from evalsuite.models.prefix import MIN_SHARED, ROW_BUDGET, Member, Row, pack, packed_batch
+from evalsuite.models.prefix import (
+    MIN_SHARED,
+    ROW_BUDGET,
+    Member,
+    Row,
+    fitting,
+    pack,
+    packed_batch,
+    shared_start,
+)
 
 # Several answers per question, one-token and long answers, a shared context that is also a prefix of
 # another context, a trailing space that moves into the continuation, and a request too long to share.
@@ -60,6 +69,59 @@ def test_shared_prefix_scores_equal_naive_scores(
     assert shared_rolling == pytest.approx(naive_rolling, abs=1e-4)
     # the shared path ran fewer tokens through the model for the same answers
     assert shared.telemetry().scored_tokens < naive.telemetry().scored_tokens
+
+
+INSTRUCTION = "Answer each question about the story of Lily and her dog Max, who lived in a small house.\n\n"
+FEW_SHOT = [(INSTRUCTION + "Why did Lily run?", answer) for answer in (" Because she was late", " yes")] + [
+    (INSTRUCTION + question, answer)
+    for question in ("Where was Max?", "What did she eat", "How old is Lily?", "Who came")
+    for answer in (" home", " in the park today")
+]
+
+
+def unique_nodes(backend: HFBackend, pairs: Sequence[tuple[str, str]]) -> int:
+    """Distinct prefixes of the model inputs of all requests: the least any scorer must run."""
+    seen = set()
+    for context, continuation in pairs:
+        context_enc, continuation_enc = backend._encode_pair(context, continuation)
+        inputs = (context_enc + continuation_enc)[:-1]
+        seen.update(tuple(inputs[: n + 1]) for n in range(len(inputs)))
+    return len(seen)
+
+
+@pytest.mark.parametrize("kind", ["llama", "mixtral"])
+@pytest.mark.parametrize("rows", [2, 8])
+def test_a_prefix_all_questions_share_runs_once(
+    kind: str, rows: int, tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    shared = load(tiny_model(kind), tmp_path, batch_size=rows)
+    naive = load(tiny_model(kind), tmp_path, batch_size=rows, share_prefix=False)
+    requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(FEW_SHOT)]
+    for (a, greedy_a), (b, greedy_b) in zip(
+        shared.loglikelihood(requests, disable_tqdm=True),
+        naive.loglikelihood(requests, disable_tqdm=True),
+        strict=True,
+    ):
+        assert a == pytest.approx(b, abs=1e-4) and greedy_a == greedy_b
+    assert shared._prefixes.computed > 0  # the instruction came from the prefix store
+    assert shared.telemetry().scored_tokens == unique_nodes(shared, FEW_SHOT)
+
+
+def test_the_shared_start_stops_where_a_row_branches_or_a_context_ends() -> None:
+    rows, _ = pack([([1, 2, 3, 4, 5], [6]), ([1, 2, 3, 4, 5], [7, 8])], max_length=64)
+    assert shared_start(rows) == 4  # the context's last token predicts the answers: not shared apart
+    branched, _ = pack([([1, 2, 3, 4, 5, 6], [7]), ([1, 2, 3, 9, 9, 9], [7])], max_length=64, merge=False)
+    assert shared_start(branched) == 3  # two rows agree on 1 2 3 only
+    merged, _ = pack([([1] * 20 + [2] * 20, [7]), ([1] * 20 + [3] * 20, [7])], max_length=64)
+    assert len(merged) == 1 and shared_start(merged) == 20  # one row, branching after the 20th token
+
+
+def test_a_scoring_batch_ends_where_padding_would_pass_its_share() -> None:
+    assert fitting([100, 99, 50], 0.05) == 2
+    assert fitting([100, 96, 96, 96], 0.05) == 4  # 12 of 400 positions padding: 3%
+    assert fitting([100, 89], 0.05) == 1  # 11 of 200 positions: more than 5%
+    assert fitting([100, 90], 0.05) == 2  # 10 of 200: 5% is the most allowed
+    assert fitting([7], 0.0) == 1
 
 
 def test_moe_routing_is_still_measured_with_packed_rows(

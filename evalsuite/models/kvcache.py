@@ -1,0 +1,108 @@
+"""Keys and values of computed prefixes, on transformers' ``DynamicCache``: one place for the cache
+plumbing that generation (``batching.py``) and scoring (``hf.py``) share.
+
+A prefix's keys and values are kept as plain tensors per layer (:data:`KV`) and handed to the model as a
+fresh ``DynamicCache`` each time, so the stored tensors are never written to: every forward pass that
+continues a prefix concatenates into new tensors. Models whose caches are anything else (sliding
+windows, state-space and hybrid models) are not handled here: :func:`supports` says so.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each (batch, heads, length, dim)
+Continue = Callable[[list[int], int, "KV | None"], KV]  # (tokens, their first position, cache before)
+
+
+def supports(model: Any) -> bool:
+    """Whether ``model`` keeps a cache of plain per-layer keys and values (checked on a one-token run)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        out = model(input_ids=torch.zeros((1, 1), dtype=torch.long, device=device), use_cache=True)
+    cache = cache_of(out)
+    layers = getattr(cache, "layers", None)
+    return (
+        type(cache) is DynamicCache
+        and isinstance(layers, list)
+        and bool(layers)
+        and all(type(layer) is DynamicLayer for layer in layers)
+    )
+
+
+def cache_argument(module: Any) -> str:
+    """The keyword a model's forward takes its cache by: ``cache`` from transformers 5.25,
+    ``past_key_values`` before."""
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+
+
+def cache_of(output: Any) -> Any:
+    """The cache a forward pass returned (``cache``, or ``past_key_values`` before transformers 5.25)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+def kv_of(cache: Any) -> KV:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def build_cache(kv: KV, rows: int | None = None) -> Any:
+    """A ``DynamicCache`` holding ``kv`` (a batch of one repeated to ``rows`` rows, as views, if given)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for layer, (keys, values) in enumerate(kv):
+        if rows is not None and rows != keys.shape[0]:
+            keys, values = keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1)
+        cache.update(keys, values, layer)
+    return cache
+
+
+def length(kv: KV) -> int:
+    return int(kv[0][0].shape[-2]) if kv else 0
+
+
+class PrefixStore:
+    """Prefixes' keys and values (batch of one), each computed once by ``run`` from the longest stored
+    prefix it starts with; the ``keep`` most recently used stay between calls."""
+
+    def __init__(self, run: Continue, keep: int = 4) -> None:
+        self.run = run
+        self.keep = keep
+        self.stored: OrderedDict[tuple[int, ...], KV] = OrderedDict()
+        self.computed = 0  # tokens run for prefixes
+
+    def get(self, prefix: Sequence[int]) -> KV:
+        key = tuple(prefix)
+        if key in self.stored:
+            self.stored.move_to_end(key)
+            return self.stored[key]
+        longer = next((k for k in self.stored if k[: len(key)] == key), None)
+        if longer is not None:  # a stored prefix starts with this one: its first positions are it
+            return [(k[:, :, : len(key)], v[:, :, : len(key)]) for k, v in self.stored[longer]]
+        base = max((k for k in self.stored if key[: len(k)] == k), key=len, default=())
+        kv = self.run(list(key[len(base) :]), len(base), self.stored.get(base))
+        self.computed += len(key) - len(base)
+        self.stored[key] = kv
+        while len(self.stored) > self.keep:
+            self.stored.popitem(last=False)
+        return kv
+
+
+def left_pad(tensor: torch.Tensor, width: int) -> torch.Tensor:
+    """``tensor`` (batch, ...) with ``width`` zeros before its sequence dimension (2 for keys and values,
+    1 for masks)."""
+    if width == 0:
+        return tensor
+    dim = 1 if tensor.dim() == 2 else 2
+    shape = list(tensor.shape)
+    shape[dim] = width
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
