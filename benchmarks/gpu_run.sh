@@ -8,6 +8,8 @@
 # 1. installs the bundle into /tmp/site (the image has torch and transformers; nothing can be fetched);
 # 2. benchmarks/gpu_check.py: evalsuite's engine against lm-eval's hf model, shared-prefix scoring, the
 #    out-of-memory back-off and MoE routing, bf16 on the GPU -> $OUT/gpu_check.json;
+# 2b. benchmarks/gpu_generation.py: continuous batching against lm-eval's generate_until
+#    -> $OUT/gpu_generation.json (SKIP_GPU_GENERATION=1 leaves it out);
 # 3. the GPU-marked tests (pytest -m gpu): half precision, torchao int4/float8, MoE routing on CUDA
 #    -> $OUT/pytest_gpu.txt and $OUT/junit_gpu.xml.
 # GPU_CHECK_BUDGET (seconds, default 330) bounds step 2 so step 3 still runs inside one 10-minute call.
@@ -29,10 +31,16 @@ if [ -z "${SKIP_GPU_CHECK:-}" ]; then  # SKIP_GPU_CHECK=1: the tests alone, for 
     check=$?
 fi
 
+generation=0
+if [ -z "${SKIP_GPU_GENERATION:-}" ]; then
+    timeout 240 python3 benchmarks/gpu_generation.py --out "$OUT/gpu_generation.json" 2>&1 | tee "$OUT/gpu_generation.log"
+    generation=$?
+fi
+
 # The tests import evalsuite from the checkout (like CI); the bundle supplies what the image lacks, and
 # ../shared does not travel: the tiny models' tokenizer (stories260K) comes in build/shared-models.
 EVALSUITE_SHARED_MODELS=$PWD/build/shared-models PYTHONPATH=/tmp/site:. timeout 180 python3 -m pytest -m gpu -p no:cacheprovider -q \
     --junitxml="$OUT/junit_gpu.xml" tests/models/test_hf.py tests/models/test_hf_gpu.py 2>&1 | tee "$OUT/pytest_gpu.txt"
 tests=$?
-echo "gpu_check exit $check, gpu tests exit $tests"
-[ "$check" -eq 0 ] && [ "$tests" -eq 0 ]
+echo "gpu_check exit $check, gpu_generation exit $generation, gpu tests exit $tests"
+[ "$check" -eq 0 ] && [ "$generation" -eq 0 ] && [ "$tests" -eq 0 ]
