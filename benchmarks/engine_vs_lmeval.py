@@ -23,6 +23,7 @@ killed run's time plus the resumed run's time minus the cold run's time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -86,7 +87,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--tasks",
         default=",".join(TASKS),
-        help="comma-separated task names, each with :N for N few-shot examples (mmlu_local:5)",
+        help="comma-separated task names, each with :N for N few-shot examples (mmlu_local:5) and @S for "
+        "lm-eval's few-shot sampler S (gsm8k_local:5@first_n: the same examples before every question)",
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each side; the best counts")
@@ -125,7 +127,13 @@ def speed(args: argparse.Namespace, tasks: dict[str, int]) -> dict[str, Any]:
     Engine(ours).run(warm)
     for spec, limit in tasks.items():
         name, _, shots = spec.partition(":")
-        prepared = build_task(catalog.resolve(name), limit, int(shots) if shots else None, 1234)
+        shots, _, sampler = shots.partition("@")
+        resolved = catalog.resolve(name)
+        if sampler:  # e.g. gsm8k_local:5@first_n: the same examples before every question
+            assert resolved.config is not None
+            config = {**resolved.config, "fewshot_config": {"sampler": sampler}}
+            resolved = dataclasses.replace(resolved, config=config)
+        prepared = build_task(resolved, limit, int(shots) if shots else None, 1234)
         instances = prepared.instances
         generation = instances[0].request_type == "generate_until"
 

@@ -115,7 +115,7 @@ class ModelConfig(StrictModel):
     device: str = Field("cpu", pattern=r"^(cpu|auto|cuda(:\d+)?|mps)$")
     quantization: Quantization = "none"
     batch_size: int | Literal["auto"] = 8  # rows per forward pass; "auto" halves on GPU out-of-memory
-    share_prefix: bool = True  # run each shared context once for all its continuations
+    share_prefix: bool = True  # run each shared context or prefix once for all that continue it
     max_length: int | None = Field(None, ge=2)
     add_bos_token: bool | None = None
     trust_remote_code: bool = False

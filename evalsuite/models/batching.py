@@ -99,7 +99,9 @@ class Generator:
         """The generated tokens of each request, in order (stop strings included, as generated)."""
         prefixes = shared_prefixes([r.tokens for r in requests]) if self.share_prefix else {}
         store = PrefixStore(
-            lambda tokens, start, kv: kv_of(self._prefill(tokens, start, kv)[1]), keep=len(requests)
+            lambda tokens, start, kv: kv_of(self._prefill(tokens, start, kv)[1]),
+            keep=len(requests),
+            extend=True,  # one call's store: the same prompts in the same order give the same values
         )
         waiting = deque(sorted(range(len(requests)), key=lambda i: -len(requests[i].tokens)))
         for request in requests:

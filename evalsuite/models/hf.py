@@ -691,7 +691,7 @@ def load(config: ModelConfig, context: LoadContext) -> HFBackend:
     return HFBackend(config, model, tokenizer, info, context.seed)
 
 
-SCORING_VERSION = 2  # raise when a change here alters answers beyond float noise: old cache entries retire
+SCORING_VERSION = 3  # raise when a change here alters answers beyond float noise: old cache entries retire
 LIBRARIES = ("torch", "transformers", "tokenizers", "torchao", "bitsandbytes")
 
 

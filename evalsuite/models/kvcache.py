@@ -71,12 +71,17 @@ def length(kv: KV) -> int:
 
 
 class PrefixStore:
-    """Prefixes' keys and values (batch of one), each computed once by ``run`` from the longest stored
-    prefix it starts with; the ``keep`` most recently used stay between calls."""
+    """Prefixes' keys and values (batch of one), each computed once by ``run``; the ``keep`` most recently
+    used stay. With ``extend``, a prefix that starts with a stored one computes only its new tokens and
+    one that a stored prefix starts with is a slice of it: the values then depend, in their last bits, on
+    which prefixes came first. A store that lives across calls is therefore built without ``extend``, so
+    that a prefix's values are the same whatever ran before (a resumed run answers bit for bit as an
+    uninterrupted one)."""
 
-    def __init__(self, run: Continue, keep: int = 4) -> None:
+    def __init__(self, run: Continue, keep: int = 4, extend: bool = False) -> None:
         self.run = run
         self.keep = keep
+        self.extend = extend
         self.stored: OrderedDict[tuple[int, ...], KV] = OrderedDict()
         self.computed = 0  # tokens run for prefixes
 
@@ -85,10 +90,12 @@ class PrefixStore:
         if key in self.stored:
             self.stored.move_to_end(key)
             return self.stored[key]
-        longer = next((k for k in self.stored if k[: len(key)] == key), None)
-        if longer is not None:  # a stored prefix starts with this one: its first positions are it
-            return [(k[:, :, : len(key)], v[:, :, : len(key)]) for k, v in self.stored[longer]]
-        base = max((k for k in self.stored if key[: len(k)] == k), key=len, default=())
+        base: tuple[int, ...] = ()
+        if self.extend:
+            longer = next((k for k in self.stored if k[: len(key)] == key), None)
+            if longer is not None:  # a stored prefix starts with this one: its first positions are it
+                return [(k[:, :, : len(key)], v[:, :, : len(key)]) for k, v in self.stored[longer]]
+            base = max((k for k in self.stored if key[: len(k)] == k), key=len, default=())
         kv = self.run(list(key[len(base) :]), len(base), self.stored.get(base))
         self.computed += len(key) - len(base)
         self.stored[key] = kv

@@ -107,6 +107,24 @@ def test_a_prefix_all_questions_share_runs_once(
     assert shared.telemetry().scored_tokens == unique_nodes(shared, FEW_SHOT)
 
 
+def test_answers_do_not_depend_on_the_prefixes_stored_before(stories: Path, tmp_path: Path) -> None:
+    """A resumed run must answer bit for bit as an uninterrupted one, so a prefix's keys and values may
+    not depend on which longer or shorter prefixes an earlier call left in the store."""
+    requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(FEW_SHOT)]
+    why = requests[:2]  # one question, two answers: its batch shares all but the context's last token
+    fresh = load(stories, tmp_path, batch_size=8).loglikelihood(why, disable_tqdm=True)
+    used = load(stories, tmp_path, batch_size=8)
+    used.loglikelihood(requests, disable_tqdm=True)  # five questions: they store the instruction alone
+    instruction = len(used.tok_encode(INSTRUCTION))
+    assert instruction - 2 <= min(map(len, used._prefixes.stored)) <= instruction + 1
+    assert used.loglikelihood(why, disable_tqdm=True) == fresh
+    longer = load(stories, tmp_path, batch_size=8)
+    longer.loglikelihood(why, disable_tqdm=True)  # the other way round: a longer prefix stored first
+    assert longer.loglikelihood(requests, disable_tqdm=True) == used.loglikelihood(
+        requests, disable_tqdm=True
+    )
+
+
 def test_the_shared_start_stops_where_a_row_branches_or_a_context_ends() -> None:
     rows, _ = pack([([1, 2, 3, 4, 5], [6]), ([1, 2, 3, 4, 5], [7, 8])], max_length=64)
     assert shared_start(rows) == 4  # the context's last token predicts the answers: not shared apart
