@@ -45,9 +45,10 @@ def cache_argument(module: Any) -> str:
 
 
 def cache_of(output: Any) -> Any:
-    """The cache a forward pass returned (``cache``, or ``past_key_values`` before transformers 5.25)."""
+    """The cache a forward pass returned (``cache``, or ``past_key_values`` before transformers 5.25);
+    None for outputs that have neither (transformers 4's Mamba returns ``cache_params``)."""
     cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values
+    return cache if cache is not None else getattr(output, "past_key_values", None)
 
 
 def kv_of(cache: Any) -> KV:
