@@ -93,7 +93,6 @@ class Generator:
         self.cache_arg = cache_argument(model)
         self.keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.prefill_tokens = 0  # tokens computed for prompts (prefixes once, suffixes per prompt)
-        self.decode_tokens = 0  # tokens fed one step at a time
 
     def run(self, requests: Sequence[Request]) -> list[list[int]]:
         """The generated tokens of each request, in order (stop strings included, as generated)."""
@@ -203,7 +202,6 @@ class Batch:
         ones = torch.ones((len(self.active), 1), dtype=torch.long, device=g.device)
         self.mask = torch.cat([self.mask, ones], dim=1)
         logits, self.cache = g.forward(last, self.mask, self.positions[:, None], self.cache)
-        g.decode_tokens += len(self.active)
         self.positions = self.positions + 1
         keep = []
         for i, (request, token) in enumerate(zip(self.active, g._choose(logits, self.active), strict=True)):

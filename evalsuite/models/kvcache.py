@@ -67,10 +67,6 @@ def build_cache(kv: KV, rows: int | None = None) -> Any:
     return cache
 
 
-def length(kv: KV) -> int:
-    return int(kv[0][0].shape[-2]) if kv else 0
-
-
 class PrefixStore:
     """Prefixes' keys and values (batch of one), each computed once by ``run``; the ``keep`` most recently
     used stay. With ``extend``, a prefix that starts with a stored one computes only its new tokens and
