@@ -38,7 +38,16 @@ from typing import Any
 
 import torch
 
-from evalsuite.models.kvcache import KV, PrefixStore, build_cache, cache_argument, cache_of, kv_of, left_pad
+from evalsuite.models.kvcache import (
+    KV,
+    PrefixStore,
+    build_cache,
+    cache_argument,
+    cache_of,
+    kv_of,
+    left_pad,
+    stack,
+)
 
 MIN_SHARED = 16  # tokens two prompts must share before their prefix is computed once for both
 
@@ -94,11 +103,12 @@ class Generator:
         self.keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.prefill_tokens = 0  # tokens computed for prompts (prefixes once, suffixes per prompt)
 
+    @torch.inference_mode()  # no autograd graph: it would keep every pass's activations alive
     def run(self, requests: Sequence[Request]) -> list[list[int]]:
         """The generated tokens of each request, in order (stop strings included, as generated)."""
         prefixes = shared_prefixes([r.tokens for r in requests]) if self.share_prefix else {}
         store = PrefixStore(
-            lambda tokens, start, kv: kv_of(self._prefill(tokens, start, kv)[1]),
+            self._prefill,
             keep=len(requests),
             extend=True,  # one call's store: the same prompts in the same order give the same values
         )
@@ -108,27 +118,50 @@ class Generator:
                 request.generator = torch.Generator(device=self.device).manual_seed(request.seed)
         batch = Batch(self)
         while waiting or batch.active:
-            admitted: list[tuple[Request, KV]] = []
-            while waiting and len(batch.active) + len(admitted) < self.rows:
-                index = waiting.popleft()
-                request = requests[index]
-                shared = prefixes.get(index, 0)
-                logits, cache = self._prefill(
-                    request.tokens[shared:], shared, store.get(request.tokens[:shared]) if shared else None
-                )
-                if self._extend(request, logits[0]):
-                    admitted.append((request, kv_of(cache)))
+            free = self.rows - len(batch.active)
+            admitted = [waiting.popleft() for _ in range(min(free, len(waiting)))]
             if admitted:
-                batch.add(admitted)
+                shared = [prefixes.get(i, 0) for i in admitted]
+                self._admit([requests[i] for i in admitted], shared, store, batch)
             if batch.active:
                 batch.step()
         return [r.generated for r in requests]
 
-    def _extend(self, request: Request, logits: torch.Tensor) -> bool:
-        """Choose the request's next token from its logits; True while it goes on."""
-        token = self._choose(logits[None], [request])[0]
+    def _admit(self, requests: list[Request], shared: list[int], store: PrefixStore, batch: Batch) -> None:
+        """Prefill waiting prompts together (one forward pass, as ``generate()`` prefills a batch), each
+        after its shared prefix from ``store``, choose their first tokens, and join those that go on to
+        ``batch``. Row ``i`` is laid out as [padding][its prefix][padding][the rest of its prompt]: both
+        parts left-padded, so every row's last position is its own last token."""
+        pasts = [store.get(r.tokens[:n]) if n else None for r, n in zip(requests, shared, strict=True)]
+        suffixes = [r.tokens[n:] for r, n in zip(requests, shared, strict=True)]
+        width, length = max(shared), max(map(len, suffixes))
+        ids = torch.zeros((len(requests), length), dtype=torch.long)
+        mask = torch.zeros((len(requests), width + length), dtype=torch.long)
+        positions = torch.zeros((len(requests), length), dtype=torch.long)
+        for i, (n, suffix) in enumerate(zip(shared, suffixes, strict=True)):
+            ids[i, length - len(suffix) :] = torch.tensor(suffix)
+            mask[i, width - n : width] = 1
+            mask[i, width + length - len(suffix) :] = 1
+            positions[i, length - len(suffix) :] = torch.arange(n, n + len(suffix))
+        self.prefill_tokens += sum(map(len, suffixes))
+        past = build_cache(stack(pasts, width)) if width else None
+        logits, cache = self.forward(
+            ids.to(self.device), mask.to(self.device), positions.to(self.device), past
+        )
+        going = [
+            i
+            for i, (request, token) in enumerate(zip(requests, self._choose(logits, requests), strict=True))
+            if not self._finish(request, token)
+        ]
+        if going:
+            index = torch.tensor(going, device=self.device)
+            kv = [(k[index], v[index]) for k, v in kv_of(cache)]
+            batch.add([requests[i] for i in going], kv, mask[going].to(self.device), positions[going, -1] + 1)
+
+    def _finish(self, request: Request, token: int) -> bool:
+        """Append ``token`` to the request's generation; True when the request is done."""
         request.generated.append(token)
-        return not self._finished(request)
+        return self._finished(request)
 
     def _choose(self, logits: torch.Tensor, requests: Sequence[Request]) -> list[int]:
         """Next tokens for (rows, vocab) logits: argmax for greedy rows, a draw from each sampled row's
@@ -145,13 +178,13 @@ class Generator:
         text = self.decode(request.generated)
         return any(stop and stop in text for stop in request.until)
 
-    def _prefill(self, tokens: list[int], start: int, kv: KV | None) -> tuple[torch.Tensor, Any]:
-        """Run ``tokens`` (batch of one) from position ``start`` after ``kv``."""
+    def _prefill(self, tokens: list[int], start: int, kv: KV | None) -> KV:
+        """Keys and values of ``tokens`` (batch of one) from position ``start`` after ``kv``."""
         ids = torch.tensor([tokens], device=self.device)
         mask = torch.ones((1, start + len(tokens)), dtype=torch.long, device=self.device)
         positions = torch.arange(start, start + len(tokens), device=self.device)[None]
         self.prefill_tokens += len(tokens)
-        return self.forward(ids, mask, positions, build_cache(kv) if kv else None)  # type: ignore[no-any-return]
+        return kv_of(self.forward(ids, mask, positions, build_cache(kv) if kv else None)[1])
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> Any:
         """One forward pass over ``ids`` after ``cache`` (a model cache, or None); returns (last logits,
@@ -175,25 +208,18 @@ class Batch:
         self.mask = torch.zeros((0, 0), dtype=torch.long, device=generator.device)
         self.positions = torch.zeros((0,), dtype=torch.long, device=generator.device)
 
-    def add(self, admitted: Sequence[tuple[Request, KV]]) -> None:
-        """Join new rows (each with its prompt's cache) to the batch, left-padding to a common width."""
-        parts = [(kv_of(self.cache), self.mask)] if self.active else []
-        for request, kv in admitted:
-            length = kv[0][0].shape[-2]
-            parts.append((kv, torch.ones((1, length), dtype=torch.long, device=self.g.device)))
-            self.positions = torch.cat([self.positions, torch.tensor([length], device=self.g.device)])
-            self.active.append(request)
-        width = max(mask.shape[1] for _, mask in parts)
-        layers = len(parts[0][0])
-        merged = [
-            tuple(
-                torch.cat([left_pad(kv[layer][j], width - mask.shape[1]) for kv, mask in parts], dim=0)
-                for j in (0, 1)
+    def add(self, requests: list[Request], kv: KV, mask: torch.Tensor, positions: torch.Tensor) -> None:
+        """Join prefilled rows (their keys and values, attention masks and next positions) to the batch;
+        the narrower of the two is left-padded to the other's width."""
+        if self.active:
+            width = max(self.mask.shape[1], mask.shape[1])
+            kv = stack([kv_of(self.cache), kv], width)
+            mask = torch.cat(
+                [left_pad(self.mask, width - self.mask.shape[1]), left_pad(mask, width - mask.shape[1])]
             )
-            for layer in range(layers)
-        ]
-        self.cache = build_cache(merged)  # type: ignore[arg-type]
-        self.mask = torch.cat([left_pad(mask, width - mask.shape[1]) for _, mask in parts], dim=0)
+            positions = torch.cat([self.positions, positions])
+        self.active += requests
+        self.cache, self.mask, self.positions = build_cache(kv), mask, positions
 
     def step(self) -> None:
         """Feed every row its last token, choose the next, and let finished rows leave."""

@@ -101,6 +101,21 @@ class PrefixStore:
         return kv
 
 
+def stack(kvs: Sequence[KV | None], width: int) -> KV:
+    """Caches stacked into one batch, each left-padded with zeros to ``width`` positions; None is an empty
+    cache of one row (at least one is not None)."""
+    template = next(kv for kv in kvs if kv is not None)
+    empty = [(k[:1, :, :0], v[:1, :, :0]) for k, v in template]
+    padded = [
+        [(left_pad(k, width - k.shape[2]), left_pad(v, width - v.shape[2])) for k, v in kv or empty]
+        for kv in kvs
+    ]
+    return [
+        (torch.cat([kv[layer][0] for kv in padded]), torch.cat([kv[layer][1] for kv in padded]))
+        for layer in range(len(template))
+    ]
+
+
 def left_pad(tensor: torch.Tensor, width: int) -> torch.Tensor:
     """``tensor`` (batch, ...) with ``width`` zeros before its sequence dimension (2 for keys and values,
     1 for masks)."""

@@ -84,6 +84,29 @@ def test_a_shared_prefix_is_computed_once(stories_backend: Any) -> None:
     assert unshared.prefill_tokens == sum(len(p) for p in prompts)
 
 
+def test_waiting_prompts_are_prefilled_together_without_autograd(stories_backend: Any) -> None:
+    """One forward pass prefills every prompt admitted at once (not one pass per prompt: on CPU a pass
+    costs a read of every weight, and torchao's int8 layers dequantize every weight in every pass), and
+    no pass records an autograd graph (which would keep every pass's activations, and torchao's
+    dequantized weights, alive until the call ends)."""
+    model, prompts = stories_backend.model, encoded(stories_backend)
+    passes = []
+    hook = model.register_forward_hook(
+        lambda module, args, kwargs, out: passes.append(
+            (kwargs["input_ids"].shape, out.logits.requires_grad)
+        ),
+        with_kwargs=True,
+    )
+    try:
+        Generator(model, stories_backend.tokenizer.decode, set(), rows=5, share_prefix=False).run(
+            [Request(p, 3, []) for p in prompts]
+        )
+    finally:
+        hook.remove()
+    longest = max(map(len, prompts))
+    assert passes == [((5, longest), False), ((5, 1), False), ((5, 1), False)]
+
+
 def test_shared_prefixes_are_the_longest_each_prompt_shares() -> None:
     prompts = [[1] * 20 + [2], [1] * 20 + [3], [1] * 5 + [4], [1] * 20, [5] * 30]
     # the fourth prompt is the others' prefix: its last token's logits are its own, so 19 of its 20
