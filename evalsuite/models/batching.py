@@ -7,9 +7,10 @@ every prompt recomputes the few-shot examples or instructions it shares with the
   as it stops (end of sequence, a stop string in its decoded text, or ``max_new`` tokens), and a waiting
   prompt takes its place. The batch's cache is left-padded: each row has its own attention mask and
   positions, so rows of any length decode together, and columns no row needs any more are dropped.
-* **Shared prefixes.** Prompts of one call that share a prefix of at least ``MIN_SHARED`` tokens (the
-  longest prefix each shares with another prompt) get its keys and values computed once; each prompt then
-  computes only what follows, at the positions it would have alone.
+* **Shared prefixes.** Prompts of one call that share a prefix (the longest each shares with another
+  prompt) get its keys and values computed once where that saves at least ``PASS_COST`` tokens (a pass
+  of its own costs about that much); each prompt then computes only what follows, at the positions it
+  would have alone.
 * **Stop strings per row,** checked on the decoded text after every token, so a row stops exactly where
   lm-eval's would (at the first token whose text completes a stop string).
 * **Sampling per row,** from a generator seeded by the run's seed, the request and its occurrence: a
@@ -40,6 +41,7 @@ import torch
 
 from evalsuite.models.kvcache import (
     KV,
+    PASS_COST,
     PrefixStore,
     build_cache,
     cache_argument,
@@ -48,8 +50,6 @@ from evalsuite.models.kvcache import (
     left_pad,
     stack,
 )
-
-MIN_SHARED = 16  # tokens two prompts must share before their prefix is computed once for both
 
 
 @dataclass(frozen=True)
@@ -268,16 +268,27 @@ def sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator 
 
 
 def shared_prefixes(prompts: Sequence[Sequence[int]]) -> dict[int, int]:
-    """For each prompt that shares at least ``MIN_SHARED`` tokens with another, the length of the longest
-    prefix it shares (less than its own length: its last token's logits are its own)."""
+    """For each prompt that shares a prefix worth a pass of its own, the longest such prefix (shorter than
+    the prompt: its last token's logits are its own). A prefix is worth it where the tokens it saves, its
+    length times the prompts that start with it less one, reach ``PASS_COST``."""
     order = sorted(range(len(prompts)), key=lambda i: list(prompts[i]))
+    common = [common_length(prompts[a], prompts[b]) for a, b in itertools.pairwise(order)]  # neighbours'
     shared: dict[int, int] = {}
-    for a, b in itertools.pairwise(order):
-        n = common_length(prompts[a], prompts[b])
-        for i in (a, b):
-            length = min(n, len(prompts[i]) - 1)
-            if length >= MIN_SHARED and length > shared.get(i, 0):
+    for j, i in enumerate(order):
+        length = min(max(common[max(j - 1, 0) : j + 1], default=0), len(prompts[i]) - 1)
+        first, last = j, j  # the prompts that start with the prefix: the sorted run around this one
+        while length > 0:
+            while first > 0 and common[first - 1] >= length:
+                first -= 1
+            while last < len(common) and common[last] >= length:
+                last += 1
+            if (last - first) * length >= PASS_COST:
                 shared[i] = length
+                break
+            # not worth it: try the longest shorter prefix that more prompts start with
+            outside = [common[first - 1]] if first > 0 else []
+            outside += [common[last]] if last < len(common) else []
+            length = max(outside, default=0)
     return shared
 
 

@@ -109,7 +109,10 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
                     else:
                         alone.extend(m.index for m in row.members)
             else:
-                self._batched(rows, lambda batch: self._score_packed(batch, results), lambda r: r.length)
+                starts = prefix.Starts(rows)
+                self._batched(
+                    rows, lambda batch: self._score_packed(batch, results, starts), lambda r: r.length
+                )
         singles = [(i, pairs[i]) for i in sorted(alone, key=lambda i: -sum(map(len, pairs[i])))]
         self._batched(
             singles, lambda batch: self._score_alone(batch, results), lambda s: len(s[1][0]) + len(s[1][1])
@@ -124,12 +127,13 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
     ) -> None:
         """``score`` over consecutive batches; on a CUDA out-of-memory error the batch size is halved
         (for the rest of the run) and the batch retried. With ``length`` (items sorted longest first),
-        a batch also ends where padding would pass ``PADDING`` of its tokens."""
+        a batch also ends where its padding would pass ``PADDING`` of its positions and ``PASS_COST``
+        positions (below that, a pass more would cost more than the padding it saves)."""
         start = 0
         while start < len(items):
             batch = items[start : start + self.batch_rows]
             if length is not None:
-                batch = batch[: prefix.fitting(list(map(length, batch)), PADDING)]
+                batch = batch[: prefix.fitting(list(map(length, batch)), PADDING, kvcache.PASS_COST)]
             try:
                 score(batch)
             except torch.OutOfMemoryError:
@@ -142,14 +146,21 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
             start += len(batch)
 
     @torch.inference_mode()
-    def _score_packed(self, rows: Sequence[prefix.Row], results: list[tuple[float, bool]]) -> None:
+    def _score_packed(
+        self, rows: Sequence[prefix.Row], results: list[tuple[float, bool]], starts: prefix.Starts
+    ) -> None:
         """A batch of prefix-tree rows. The prefix every row of the batch starts with (an instruction,
-        few-shot examples) comes from the prefix store, computed once for all the batches that share it;
-        the rows run only what follows it."""
+        few-shot examples) comes from the prefix store, computed once for all the batches that share it,
+        where the rows of the call that start with it save at least ``PASS_COST`` tokens by that; the
+        rows then run only what follows it. The rule looks at the call's rows, never at what is stored:
+        what a batch computes must not depend on the calls before (a resumed run answers bit for bit as
+        an uninterrupted one)."""
         packed = prefix.packed_batch(rows, self._pad_id())
         device = self.torch_device
         shared = prefix.shared_start(rows) if self._kv_cache() else 0
-        past = self._prefixes.get(rows[0].tokens[:shared]) if shared >= prefix.MIN_REUSED else None
+        key = rows[0].tokens[:shared]
+        pays = shared > 0 and (starts.count(key) - 1) * shared >= kvcache.PASS_COST
+        past = self._prefixes.get(key) if pays else None
         start = shared if past is not None else 0
         members = [m for row in rows for m in row.members]
         rows_index = torch.tensor([b for b, cols in packed.predicting for _ in cols])

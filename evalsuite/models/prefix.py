@@ -28,6 +28,8 @@ are built with ``merge=False``, one context each.
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,7 +38,6 @@ import torch
 Pair = tuple[list[int], list[int]]  # (context tokens, continuation tokens)
 MIN_SHARED = 16  # tokens (and half its own) a question must share with a row to join it
 ROW_BUDGET = 1024  # tokens per row (or the longest single request, if longer)
-MIN_REUSED = 2  # tokens a batch's rows must all start with before that prefix is computed apart, once
 
 
 @dataclass(frozen=True)
@@ -135,15 +136,26 @@ def pack(pairs: Sequence[Pair], max_length: int, merge: bool = True) -> tuple[li
     return rows, alone
 
 
-def fitting(lengths: Sequence[int], padding: float) -> int:
+def fitting(lengths: Sequence[int], padding: float, slack: int = 0) -> int:
     """How many of the leading rows (lengths sorted longest first) make a batch whose padding stays
-    within ``padding`` of its positions (at least one)."""
+    within ``padding`` of its positions or within ``slack`` positions (at least one row)."""
     total = 0
     for count, length in enumerate(lengths, start=1):
         total += length
-        if count * lengths[0] - total > padding * count * lengths[0]:
+        if count * lengths[0] - total > max(padding * count * lengths[0], slack):
             return count - 1
     return len(lengths)
+
+
+class Starts:
+    """The rows of one call, sorted by their tokens, to count those that start with a prefix."""
+
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self.sorted = sorted(row.tokens for row in rows)
+
+    def count(self, start: Sequence[int]) -> int:
+        key = tuple(start)
+        return bisect.bisect_right(self.sorted, (*key, math.inf)) - bisect.bisect_left(self.sorted, key)
 
 
 def shared_start(rows: Sequence[Row]) -> int:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-from evalsuite.models import batching, kvcache
+from evalsuite.models import kvcache
 from evalsuite.models.batching import Generator, Request, Sampling, sample, shared_prefixes
 from tests.models.test_hf import load
 
@@ -72,10 +72,14 @@ def test_rows_stop_at_the_first_token_that_completes_a_stop_string(stories_backe
     assert got == expected
 
 
+LONGER = STORY + " lived in a small house with her mom, her dad and her dog Max. Every day she"
+
+
 def test_a_shared_prefix_is_computed_once(stories_backend: Any) -> None:
-    prompts = encoded(stories_backend)[:3]
+    ends = (" loved to play", " had a big red ball. One day", " went to the park with her mom and")
+    prompts = [stories_backend.tok_encode(LONGER + end) for end in ends]
     common = next(i for i, column in enumerate(zip(*prompts, strict=False)) if len(set(column)) > 1)
-    assert common >= batching.MIN_SHARED
+    assert (len(prompts) - 1) * common >= kvcache.PASS_COST
     generator = Generator(stories_backend.model, stories_backend.tokenizer.decode, {2}, rows=3)
     generator.run([Request(p, 1, []) for p in prompts])
     assert generator.prefill_tokens == common + sum(len(p) - common for p in prompts)
@@ -107,11 +111,18 @@ def test_waiting_prompts_are_prefilled_together_without_autograd(stories_backend
     assert passes == [((5, longest), False), ((5, 1), False), ((5, 1), False)]
 
 
-def test_shared_prefixes_are_the_longest_each_prompt_shares() -> None:
-    prompts = [[1] * 20 + [2], [1] * 20 + [3], [1] * 5 + [4], [1] * 20, [5] * 30]
-    # the fourth prompt is the others' prefix: its last token's logits are its own, so 19 of its 20
-    assert shared_prefixes(prompts) == {0: 20, 1: 20, 3: 19}
-    assert shared_prefixes([[1] * 15 + [2], [1] * 15 + [3]]) == {}  # under MIN_SHARED
+def test_shared_prefixes_are_the_longest_each_prompt_shares_where_they_save_a_pass() -> None:
+    assert kvcache.PASS_COST == 64  # the lengths below are chosen around it
+    prompts = [[1] * 40 + [2], [1] * 40 + [3], [1] * 5 + [4], [1] * 40, [5] * 30]
+    # three prompts start with forty 1s: computed once, that saves 80 tokens. The fourth prompt is the
+    # others' prefix: its last token's logits are its own, so 39 of its 40
+    assert shared_prefixes(prompts) == {0: 40, 1: 40, 3: 39}
+    assert shared_prefixes([[1] * 40 + [2], [1] * 40 + [3]]) == {}  # saves 40 tokens: not worth a pass
+    assert shared_prefixes([[1] * 64 + [2], [1] * 64 + [3]]) == {0: 64, 1: 64}
+    # the 52 tokens two prompts share do not pay; the 32 that all three share do
+    split = [[1] * 32 + [2] * 20 + [3], [1] * 32 + [2] * 20 + [4], [1] * 32 + [5]]
+    assert shared_prefixes(split) == {0: 32, 1: 32, 2: 32}
+    assert shared_prefixes([*split, [1] * 32 + [2] * 20 + [6]]) == {0: 52, 1: 52, 3: 52, 2: 32}
 
 
 def test_generations_match_lm_evals_hf_model(stories: Path, stories_backend: Any) -> None:

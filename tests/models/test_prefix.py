@@ -10,7 +10,7 @@ import torch
 from lm_eval.api.instance import Instance
 
 from evalsuite.config import ModelConfig
-from evalsuite.models import BACKENDS, LoadContext
+from evalsuite.models import BACKENDS, LoadContext, prefix
 from evalsuite.models.hf import HFBackend
 from evalsuite.models.prefix import (
     MIN_SHARED,
@@ -71,12 +71,23 @@ def test_shared_prefix_scores_equal_naive_scores(
     assert shared.telemetry().scored_tokens < naive.telemetry().scored_tokens
 
 
-INSTRUCTION = "Answer each question about the story of Lily and her dog Max, who lived in a small house.\n\n"
-FEW_SHOT = [(INSTRUCTION + "Why did Lily run?", answer) for answer in (" Because she was late", " yes")] + [
-    (INSTRUCTION + question, answer)
-    for question in ("Where was Max?", "What did she eat", "How old is Lily?", "Who came")
-    for answer in (" home", " in the park today")
-]
+INSTRUCTION = (  # 84 tokens: worth a pass of its own wherever two rows share it (kvcache.PASS_COST)
+    "Answer each question about the story of Lily and her dog Max, who lived in a small house at the end "
+    "of a long road, next to a big park with a pond and tall trees.\n\n"
+)
+
+
+def few_shot(first: str, *questions: str) -> list[tuple[str, str]]:
+    """Requests of questions after the instruction, two answers each."""
+    pairs = [(INSTRUCTION + first, answer) for answer in (" Because she was late", " yes")]
+    return pairs + [
+        (INSTRUCTION + q, answer) for q in questions for answer in (" home", " in the park today")
+    ]
+
+
+FEW_SHOT = few_shot("Why did Lily run?", "Where was Max?", "What did she eat", "How old is Lily?", "Who came")
+# no two questions start alike: every batch of them shares exactly the instruction
+DISTINCT = few_shot("Why did Lily run?", "Did Max bark?", "Can she eat", "How old is Lily?", "Is it cold")
 
 
 def unique_nodes(backend: HFBackend, pairs: Sequence[tuple[str, str]]) -> int:
@@ -89,14 +100,26 @@ def unique_nodes(backend: HFBackend, pairs: Sequence[tuple[str, str]]) -> int:
     return len(seen)
 
 
+def one_question_per_row(
+    backend: HFBackend, monkeypatch: pytest.MonkeyPatch, requests: Sequence[tuple[str, str]]
+) -> None:
+    """Rows hold one question each (``ROW_BUDGET`` just above the longest request), as few-shot prompts
+    longer than half of ``ROW_BUDGET`` get: rows that share a prefix then meet in batches."""
+    pairs = [backend._encode_pair(context, continuation) for context, continuation in requests]
+    monkeypatch.setattr(prefix, "ROW_BUDGET", max(len(c) + len(a) - 1 for c, a in pairs) + 1)
+    rows, _ = pack(pairs, backend.max_length)
+    assert [len(row.members) for row in rows] == [2] * 5
+
+
 @pytest.mark.parametrize("kind", ["llama", "mixtral"])
-@pytest.mark.parametrize("rows", [2, 8])
+@pytest.mark.parametrize("rows", [3, 8])  # batches of 3 and 2 rows, or one of 5: each reuses the prefix
 def test_a_prefix_all_questions_share_runs_once(
-    kind: str, rows: int, tiny_model: Callable[[str], Path], tmp_path: Path
+    kind: str, rows: int, tiny_model: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shared = load(tiny_model(kind), tmp_path, batch_size=rows)
     naive = load(tiny_model(kind), tmp_path, batch_size=rows, share_prefix=False)
-    requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(FEW_SHOT)]
+    one_question_per_row(shared, monkeypatch, DISTINCT)
+    requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(DISTINCT)]
     for (a, greedy_a), (b, greedy_b) in zip(
         shared.loglikelihood(requests, disable_tqdm=True),
         naive.loglikelihood(requests, disable_tqdm=True),
@@ -104,15 +127,33 @@ def test_a_prefix_all_questions_share_runs_once(
     ):
         assert a == pytest.approx(b, abs=1e-4) and greedy_a == greedy_b
     assert shared._prefixes.computed > 0  # the instruction came from the prefix store
-    assert shared.telemetry().scored_tokens == unique_nodes(shared, FEW_SHOT)
+    assert shared.telemetry().scored_tokens == unique_nodes(shared, DISTINCT)
 
 
-def test_answers_do_not_depend_on_the_prefixes_stored_before(stories: Path, tmp_path: Path) -> None:
+def test_a_prefix_is_computed_apart_only_where_it_saves_a_pass(
+    stories: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(FEW_SHOT)]
+    backend = load(stories, tmp_path, batch_size=8)
+    backend.loglikelihood(requests, disable_tqdm=True)
+    assert backend._prefixes.computed == 0  # the questions make one row: a pass apart would save nothing
+    one_question_per_row(backend, monkeypatch, FEW_SHOT)
+    backend.loglikelihood(requests, disable_tqdm=True)
+    instruction = len(backend.tok_encode(INSTRUCTION))
+    assert instruction - 2 <= backend._prefixes.computed <= instruction + 1  # five rows share it
+
+
+def test_answers_do_not_depend_on_the_prefixes_stored_before(
+    stories: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A resumed run must answer bit for bit as an uninterrupted one, so a prefix's keys and values may
     not depend on which longer or shorter prefixes an earlier call left in the store."""
     requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(FEW_SHOT)]
-    why = requests[:2]  # one question, two answers: its batch shares all but the context's last token
-    fresh = load(stories, tmp_path, batch_size=8).loglikelihood(why, disable_tqdm=True)
+    why = requests[:4]  # two questions starting "Wh": their batch shares the instruction and "Wh"
+    fresh_backend = load(stories, tmp_path, batch_size=8)
+    one_question_per_row(fresh_backend, monkeypatch, FEW_SHOT)
+    fresh = fresh_backend.loglikelihood(why, disable_tqdm=True)
+    assert len(fresh_backend._prefixes.stored) == 1
     used = load(stories, tmp_path, batch_size=8)
     used.loglikelihood(requests, disable_tqdm=True)  # five questions: they store the instruction alone
     instruction = len(used.tok_encode(INSTRUCTION))
@@ -134,12 +175,15 @@ def test_the_shared_start_stops_where_a_row_branches_or_a_context_ends() -> None
     assert len(merged) == 1 and shared_start(merged) == 20  # one row, branching after the 20th token
 
 
-def test_a_scoring_batch_ends_where_padding_would_pass_its_share() -> None:
+def test_a_scoring_batch_ends_where_padding_would_pass_its_share_and_its_slack() -> None:
     assert fitting([100, 99, 50], 0.05) == 2
     assert fitting([100, 96, 96, 96], 0.05) == 4  # 12 of 400 positions padding: 3%
     assert fitting([100, 89], 0.05) == 1  # 11 of 200 positions: more than 5%
     assert fitting([100, 90], 0.05) == 2  # 10 of 200: 5% is the most allowed
     assert fitting([7], 0.0) == 1
+    assert fitting([100, 89], 0.05, slack=11) == 2  # 11 positions: within the slack
+    assert fitting([100, 89, 89], 0.05, slack=11) == 2  # 22 positions: more than both
+    assert fitting([20, 10, 10, 10], 0.03, slack=64) == 4  # 30 of 80 positions, but only 30
 
 
 def test_moe_routing_is_still_measured_with_packed_rows(
