@@ -18,6 +18,9 @@ handed to lm-eval's ``HFLM.loglikelihood`` and to evalsuite's ``Engine.run`` in 
 ``--cache`` also times ``evalsuite run`` on the same tasks in subprocesses: a cold run with an empty
 cache, a fully cached rerun, and a run killed (SIGKILL) half way and resumed; the resume overhead is the
 killed run's time plus the resumed run's time minus the cold run's time.
+
+``--startup`` times ``evalsuite run`` from the start of its process to the model's first request (the
+model loaded, the tasks built): the best of three runs, each with an empty answer cache, on one local task.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ def main() -> None:
         report["speed"] = speed(args, tasks)
     if args.cache:
         report["cache"] = cache_runs(args, tasks if args.limit is not None else CACHE_TASKS)
+    if args.startup:
+        report["startup"] = startup(args)
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -98,14 +103,16 @@ def parse_args() -> argparse.Namespace:
         "--limit", type=int, help="documents per task (default: ARC 400, HellaSwag 200, MMLU 400)"
     )
     parser.add_argument("--cache", action="store_true", help="also time cold, cached and resumed CLI runs")
-    parser.add_argument("--skip-speed", action="store_true", help="only the cold, cached and resumed runs")
+    parser.add_argument("--skip-speed", action="store_true", help="skip the in-process speed comparison")
+    parser.add_argument(
+        "--startup", action="store_true", help="also time `evalsuite run` from its start to the first request"
+    )
     parser.add_argument("--out", type=Path, help="write the measurements as JSON here too")
     return parser.parse_args()
 
 
 # -- speed and agreement, in process ---------------------------------------------------------------
 def speed(args: argparse.Namespace, tasks: dict[str, int]) -> dict[str, Any]:
-    import torch
     from lm_eval.models.huggingface import HFLM
 
     from evalsuite.config import ModelConfig
@@ -114,7 +121,8 @@ def speed(args: argparse.Namespace, tasks: dict[str, int]) -> dict[str, Any]:
     from evalsuite.models.sources import checkpoint_location
     from evalsuite.tasks import TaskCatalog, build_task, task_dirs
 
-    torch.set_grad_enabled(False)
+    # autograd stays as a user's run has it: each side must turn it off itself (a run of the generation
+    # loop with it on once kept every pass's activations alive, which a global switch here hid)
     context = LoadContext(args.cache_dir, seed=1234)
     folder = checkpoint_location(ModelConfig.model_validate(MODEL), context)
     common = {"path": folder, "dtype": args.dtype, "device": args.device, "batch_size": args.batch_size}
@@ -263,7 +271,8 @@ def generation_agreement(
         entry: dict[str, Any] = {"doc_id": instance.doc_id, "lm_eval": a[:160], "evalsuite": b[:160]}
         if k is not None:
             ids = torch.tensor([context + mine[:k]], device=backend.torch_device)
-            logprobs = backend.model(input_ids=ids).logits[0, -1].float().log_softmax(-1)
+            with torch.inference_mode():
+                logprobs = backend.model(input_ids=ids).logits[0, -1].float().log_softmax(-1)
             gap = float(logprobs[other[k]] - logprobs[mine[k]])
             top2 = logprobs.topk(2).values
             entry.update(
@@ -278,6 +287,58 @@ def generation_agreement(
             entry.update(parted_at_token=min(len(mine), len(other)), near_tie=None)
         differing.append(entry)
     return {"identical": f"{len(instances) - len(differing)}/{len(instances)}", "differing": differing}
+
+
+# -- start-up: from the command to the first request ----------------------------------------------
+# Runs `evalsuite run` in this process's place and stops it at the first request a model receives.
+FIRST_REQUEST = """
+import os, sys, time
+started = time.perf_counter()
+from evalsuite.models import hf
+def first(self, *args, **kwargs):
+    print(f"first request after {time.perf_counter() - started:.3f} s", flush=True)
+    os._exit(0)
+hf.HFBackend._loglikelihood_tokens = first
+hf.HFBackend.generate_until = first
+from evalsuite import cli
+cli.main(sys.argv[1:])
+"""
+
+
+def startup(args: argparse.Namespace) -> dict[str, Any]:
+    """Seconds from starting `evalsuite run` to the model's first request: best and all of three runs
+    with an empty answer cache (the converted checkpoint is linked in, as a user's cache holds it)."""
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="evalsuite-startup-") as scratch:
+        root = Path(scratch)
+        config = root / "model.yaml"
+        settings = {**MODEL, "batch_size": args.batch_size, "dtype": args.dtype, "device": args.device}
+        model = ", ".join(f"{k}: {v}" for k, v in settings.items())
+        config.write_text(
+            f"run: {{name: bench, output_dir: {root / 'out'}}}\n"
+            f"models: [{{{model}}}]\n"
+            f"tasks: [{{name: arc_challenge_local, limit: 8}}]\n",
+            encoding="utf-8",
+        )
+        for attempt in range(3):
+            cache = root / f"cache{attempt}"
+            cache.mkdir()
+            (cache / "gguf").symlink_to(args.cache_dir / "gguf")
+            command = [
+                sys.executable,
+                "-c",
+                FIRST_REQUEST,
+                "run",
+                str(config),
+                "--data-dir",
+                str(args.data_dir),
+            ]
+            done = subprocess.run([*command, "--cache-dir", str(cache)], capture_output=True, text=True)
+            line = next((x for x in done.stdout.splitlines() if x.startswith("first request after")), None)
+            if line is None:
+                raise RuntimeError(f"evalsuite run sent no request:\n{done.stderr[-2000:]}")
+            runs.append(float(line.split()[3]))
+    return {"seconds_to_first_request": min(runs), "runs": runs}
 
 
 # -- cold, cached and resumed runs of the CLI ------------------------------------------------------
