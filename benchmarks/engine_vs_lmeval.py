@@ -305,21 +305,28 @@ cli.main(sys.argv[1:])
 """
 
 
+def write_config(root: Path, args: argparse.Namespace, tasks: dict[str, int | None]) -> Path:
+    """``root``/model.yaml: SmolLM2 at the benchmark's settings on ``tasks`` (name -> limit or None)."""
+    config = root / "model.yaml"
+    task_list = ", ".join(
+        f"{{name: {name}, limit: {limit}}}" if limit else name for name, limit in tasks.items()
+    )
+    settings = {**MODEL, "batch_size": args.batch_size, "dtype": args.dtype, "device": args.device}
+    model = ", ".join(f"{k}: {v}" for k, v in settings.items())
+    config.write_text(
+        f"run: {{name: bench, output_dir: {root / 'out'}}}\nmodels: [{{{model}}}]\ntasks: [{task_list}]\n",
+        encoding="utf-8",
+    )
+    return config
+
+
 def startup(args: argparse.Namespace) -> dict[str, Any]:
     """Seconds from starting `evalsuite run` to the model's first request: best and all of three runs
     with an empty answer cache (the converted checkpoint is linked in, as a user's cache holds it)."""
     runs = []
     with tempfile.TemporaryDirectory(prefix="evalsuite-startup-") as scratch:
         root = Path(scratch)
-        config = root / "model.yaml"
-        settings = {**MODEL, "batch_size": args.batch_size, "dtype": args.dtype, "device": args.device}
-        model = ", ".join(f"{k}: {v}" for k, v in settings.items())
-        config.write_text(
-            f"run: {{name: bench, output_dir: {root / 'out'}}}\n"
-            f"models: [{{{model}}}]\n"
-            f"tasks: [{{name: arc_challenge_local, limit: 8}}]\n",
-            encoding="utf-8",
-        )
+        config = write_config(root, args, {"arc_challenge_local": 8})
         for attempt in range(3):
             cache = root / f"cache{attempt}"
             cache.mkdir()
@@ -345,18 +352,7 @@ def startup(args: argparse.Namespace) -> dict[str, Any]:
 def cache_runs(args: argparse.Namespace, tasks: dict[str, int | None]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="evalsuite-bench-") as scratch:
         root = Path(scratch)
-        config = root / "model.yaml"
-        task_list = ", ".join(
-            f"{{name: {name}, limit: {limit}}}" if limit else name for name, limit in tasks.items()
-        )
-        settings = {**MODEL, "batch_size": args.batch_size, "dtype": args.dtype, "device": args.device}
-        model = ", ".join(f"{k}: {v}" for k, v in settings.items())
-        config.write_text(
-            f"run: {{name: bench, output_dir: {root / 'out'}}}\n"
-            f"models: [{{{model}}}]\n"
-            f"tasks: [{task_list}]\n",
-            encoding="utf-8",
-        )
+        config = write_config(root, args, tasks)
         (root / "cold").mkdir()
         (root / "killed").mkdir()
         # the GGUF conversion is cached outside these folders: link it in so no run pays for it
