@@ -145,9 +145,8 @@ class Generator:
             positions[i, length - len(suffix) :] = torch.arange(n, n + len(suffix))
         self.prefill_tokens += sum(map(len, suffixes))
         past = build_cache(stack(pasts, width)) if width else None
-        logits, cache = self.forward(
-            ids.to(self.device), mask.to(self.device), positions.to(self.device), past
-        )
+        mask, positions = mask.to(self.device), positions.to(self.device)
+        logits, cache = self.forward(ids.to(self.device), mask, positions, past)
         going = [
             i
             for i, (request, token) in enumerate(zip(requests, self._choose(logits, requests), strict=True))
@@ -156,7 +155,7 @@ class Generator:
         if going:
             index = torch.tensor(going, device=self.device)
             kv = [(k[index], v[index]) for k, v in kv_of(cache)]
-            batch.add([requests[i] for i in going], kv, mask[going].to(self.device), positions[going, -1] + 1)
+            batch.add([requests[i] for i in going], kv, mask[index], positions[index, -1] + 1)
 
     def _finish(self, request: Request, token: int) -> bool:
         """Append ``token`` to the request's generation; True when the request is done."""
