@@ -21,6 +21,14 @@ killed run's time plus the resumed run's time minus the cold run's time.
 
 ``--startup`` times ``evalsuite run`` from the start of its process to the model's first request (the
 model loaded, the tasks built): the best of three runs, each with an empty answer cache, on one local task.
+
+``--whole-command`` times the whole commands, each in its own process from its start to its exit:
+lm-eval's own CLI (``lm_eval run --model hf --model_args pretrained=<checkpoint>,dtype=float32 --tasks
+... --include_path <task files> --batch_size 8 --limit N --device cpu --log_samples``) against
+``evalsuite run`` on a config of the same model, tasks and limit, alternating (lm-eval first), the best of
+``--repeats`` rounds. lm-eval reads the repository's task files (tasks/*.yaml, ``${data_dir}`` written
+out), so both sides evaluate the same documents with the same prompts; their samples files show it
+(prompts, choices, answers and per-sample metrics compared per document), with each task's metrics.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -78,6 +87,9 @@ def main() -> None:
         report["cache"] = cache_runs(args, tasks if args.limit is not None else CACHE_TASKS)
     if args.startup:
         report["startup"] = startup(args)
+    if args.whole_command:
+        names = args.whole_command_tasks.split(",")
+        report["whole_command"] = whole_command(args, names, args.limit or WHOLE_COMMAND_LIMIT)
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -106,6 +118,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-speed", action="store_true", help="skip the in-process speed comparison")
     parser.add_argument(
         "--startup", action="store_true", help="also time `evalsuite run` from its start to the first request"
+    )
+    parser.add_argument(
+        "--whole-command",
+        action="store_true",
+        help="also time lm-eval's CLI against `evalsuite run` on the same task files, each in its own "
+        "process, with --limit documents per task (default 200)",
+    )
+    parser.add_argument(
+        "--whole-command-tasks",
+        default=",".join(WHOLE_COMMAND_TASKS),
+        help="comma-separated task files for --whole-command (no :N or @S; gsm8k_local may be added)",
     )
     parser.add_argument("--out", type=Path, help="write the measurements as JSON here too")
     return parser.parse_args()
@@ -392,6 +415,243 @@ def cli_run(
         sqlite3.connect(cache / "evalsuite-cache.sqlite").execute("SELECT COUNT(*) FROM answers").fetchone()
     )
     return {"seconds": round(seconds, 1), "exit_code": code, "answers_in_cache": int(stored[0])}
+
+
+# -- the whole command: lm-eval's CLI against `evalsuite run` -------------------------------------
+WHOLE_COMMAND_TASKS = ("arc_challenge_local", "hellaswag_local", "mmlu_local")
+WHOLE_COMMAND_LIMIT = 200  # documents per task unless --limit says otherwise
+
+
+@dataclasses.dataclass
+class Answer:
+    """One document as either side's samples file records it: the request text and the model's answer."""
+
+    prompt: str
+    continuations: tuple[str, ...] = ()  # a multiple-choice question's choices as scored, delimiter removed
+    loglikelihoods: tuple[float, ...] = ()
+    generation: str | None = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def whole_command(args: argparse.Namespace, names: Sequence[str], limit: int) -> dict[str, Any]:
+    """``lm_eval run --model hf ...`` against ``evalsuite run config.yaml``, each in its own process timed
+    from its start to its exit, alternating (lm-eval first), ``--repeats`` rounds, the best counts.
+
+    Both evaluate the same task files on the same first ``limit`` documents: lm-eval reads copies of
+    tasks/*.yaml with evalsuite's ``${data_dir}`` and ``${task_dir}`` written out (``--include_path``), so
+    its own CLI, evaluator and ``HFLM`` run them unchanged; both use few-shot seed 1234 (lm-eval's default,
+    evalsuite's ``run.seed``). Each evalsuite run starts with an empty answer cache (the converted
+    checkpoint linked in); both write per-sample files (lm-eval ``--log_samples``, evalsuite always). The
+    last round's files give each task's metrics on both sides and per-document agreement: same prompt,
+    same choices, same answer, same per-sample metrics. The first lm-eval run may also pay for ``datasets``
+    caching the task data, which both sides then share: with ``--repeats 1`` that counts against lm-eval.
+    """
+    from evalsuite.config import ModelConfig
+    from evalsuite.models import LoadContext
+    from evalsuite.models.sources import checkpoint_location
+
+    folder = checkpoint_location(ModelConfig.model_validate(MODEL), LoadContext(args.cache_dir, seed=1234))
+    limits: dict[str, int | None] = {name: limit for name in names}
+    times: dict[str, list[float]] = {"lm_eval": [], "evalsuite": []}
+    with tempfile.TemporaryDirectory(prefix="evalsuite-whole-") as scratch:
+        root = Path(scratch)
+        task_folder = lm_eval_task_folder(names, args.data_dir.resolve(), root / "tasks")
+        for attempt in range(args.repeats):
+            theirs = root / f"lm_eval{attempt}"
+            lm_eval = lm_eval_command(folder, task_folder, names, limit, args, theirs)
+            times["lm_eval"].append(run_process(lm_eval, root / f"lm_eval{attempt}.log"))
+            ours = root / f"evalsuite{attempt}"
+            (ours / "cache").mkdir(parents=True)
+            (ours / "cache" / "gguf").symlink_to(args.cache_dir.resolve() / "gguf")
+            config = write_config(ours, args, limits)
+            evalsuite = [sys.executable, "-m", "evalsuite", "run", str(config)]
+            evalsuite += ["--data-dir", str(args.data_dir), "--cache-dir", str(ours / "cache")]
+            times["evalsuite"].append(run_process(evalsuite, root / f"evalsuite{attempt}.log"))
+        lm_eval_results = json.loads(next(theirs.rglob("results_*.json")).read_text(encoding="utf-8"))
+        their_samples = {
+            lm_eval_samples_task(path.name): read_jsonl(path) for path in theirs.rglob("samples_*.jsonl")
+        }
+        our_results = json.loads((ours / "out" / "bench" / "results.json").read_text(encoding="utf-8"))
+        our_samples = read_jsonl(ours / "out" / "bench" / "samples.jsonl")
+    best = {side: min(runs) for side, runs in times.items()}
+    their_metrics, our_metrics = lm_eval_metrics(lm_eval_results), evalsuite_metrics(our_results)
+    tasks: dict[str, Any] = {}
+    for name in names:
+        delimiter = lm_eval_results["configs"][name].get("target_delimiter", " ")
+        theirs_by_doc = lm_eval_answers(their_samples[name], delimiter)
+        ours_by_doc = {row["doc_id"]: evalsuite_answer(row) for row in our_samples if row["task"] == name}
+        tasks[name] = {
+            "metrics": {"lm_eval": their_metrics[name], "evalsuite": our_metrics[name]},
+            "agreement": answer_agreement(theirs_by_doc, ours_by_doc),
+        }
+    return {
+        "checkpoint": folder,
+        "documents_per_task": limit,
+        "lm_eval_command": " ".join(lm_eval).replace(str(root), "<scratch>"),
+        "evalsuite_command": " ".join(evalsuite).replace(str(root), "<scratch>"),
+        "lm_eval_seconds": best["lm_eval"],
+        "evalsuite_seconds": best["evalsuite"],
+        "speedup": round(best["lm_eval"] / best["evalsuite"], 2),
+        "all_runs_seconds": times,
+        "tasks": tasks,
+    }
+
+
+def lm_eval_task_folder(names: Sequence[str], data_dir: Path, folder: Path) -> Path:
+    """``folder`` holding the task files of ``names`` as lm-eval's ``--include_path`` can read them:
+    evalsuite's placeholders written out (the text is otherwise unchanged), the helper modules that their
+    ``!function`` tags name (``utils_*.py``) copied beside them."""
+    from evalsuite.tasks.sources import local_task_files, task_dirs
+
+    files = local_task_files(task_dirs())
+    folder.mkdir(parents=True)
+    for name in names:
+        path = files[name]
+        text = path.read_text(encoding="utf-8")
+        text = text.replace("${data_dir}", str(data_dir)).replace("${task_dir}", str(path.parent))
+        (folder / path.name).write_text(text, encoding="utf-8")
+        for helper in path.parent.glob("*.py"):
+            shutil.copyfile(helper, folder / helper.name)
+    return folder
+
+
+def lm_eval_command(
+    folder: str, task_folder: Path, names: Sequence[str], limit: int, args: argparse.Namespace, out: Path
+) -> list[str]:
+    """lm-eval's own CLI (``python -m lm_eval`` is the ``lm_eval`` console script) on the checkpoint."""
+    return [
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "run",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={folder},dtype={args.dtype}",
+        "--tasks",
+        ",".join(names),
+        "--include_path",
+        str(task_folder),
+        "--batch_size",
+        str(args.batch_size),
+        "--limit",
+        str(limit),
+        "--device",
+        args.device,
+        "--log_samples",
+        "--output_path",
+        str(out),
+    ]
+
+
+def run_process(command: list[str], log: Path) -> float:
+    """Seconds from starting ``command`` to its exit; its output goes to ``log``, shown if it fails."""
+    with log.open("w", encoding="utf-8") as handle:
+        start = time.perf_counter()
+        code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, check=False).returncode
+        seconds = time.perf_counter() - start
+    if code != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"{' '.join(command[:4])} ... exited with {code}:\n{tail}")
+    return round(seconds, 2)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def lm_eval_samples_task(filename: str) -> str:
+    """The task of lm-eval's ``samples_<task>_<timestamp>.jsonl`` (the timestamp holds no underscore)."""
+    return filename.removeprefix("samples_").removesuffix(".jsonl").rsplit("_", 1)[0]
+
+
+def lm_eval_metrics(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each task's metrics from lm-eval's results JSON, named as evalsuite names them: ``acc`` for
+    filter ``none``, ``exact_match:strict-match`` otherwise; standard errors left out."""
+    out: dict[str, dict[str, float]] = {}
+    for task, values in results["results"].items():
+        out[task] = {}
+        for key, value in values.items():
+            metric, comma, filter_key = key.partition(",")
+            if not comma or "_stderr" in metric or not isinstance(value, int | float):
+                continue
+            out[task][metric if filter_key == "none" else f"{metric}:{filter_key}"] = float(value)
+    return out
+
+
+def evalsuite_metrics(results: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Each task's metric values from an evalsuite run's results.json."""
+    return {
+        result["task"]: {name: metric["value"] for name, metric in result["metrics"].items()}
+        for result in results["results"]
+    }
+
+
+def lm_eval_answers(rows: Sequence[dict[str, Any]], delimiter: str) -> dict[int, Answer]:
+    """lm-eval's ``--log_samples`` rows by document: one row per document and filter, each with that
+    filter's metrics; request arguments and responses are strings (``"-1.5"``, ``"False"``)."""
+    out: dict[int, Answer] = {}
+    for row in rows:
+        doc_id = int(row["doc_id"])
+        if doc_id not in out:
+            arguments = [row["arguments"][f"gen_args_{i}"] for i in range(len(row["arguments"]))]
+            answer = Answer(prompt=arguments[0]["arg_0"])
+            if isinstance(arguments[0]["arg_1"], str):  # loglikelihood: (context, continuation)
+                answer.continuations = tuple(a["arg_1"].removeprefix(delimiter) for a in arguments)
+                answer.loglikelihoods = tuple(float(resp[0][0]) for resp in row["resps"])
+            else:  # generate_until: (context, generation settings)
+                answer.generation = row["resps"][0][0]
+            out[doc_id] = answer
+        filter_key = row.get("filter", "none")
+        for metric in row.get("metrics", []):
+            name = metric if filter_key == "none" else f"{metric}:{filter_key}"
+            out[doc_id].metrics[name] = float(row[metric])
+    return out
+
+
+def evalsuite_answer(row: dict[str, Any]) -> Answer:
+    """One record of an evalsuite run's samples.jsonl."""
+    choices = row.get("choices") or []
+    return Answer(
+        prompt=row["prompt"],
+        continuations=tuple(c["text"] for c in choices),
+        loglikelihoods=tuple(c["loglikelihood"] for c in choices),
+        generation=row.get("generation"),
+        metrics={k: float(v) for k, v in row["metrics"].items() if isinstance(v, int | float)},
+    )
+
+
+def answer_agreement(theirs: dict[int, Answer], ours: dict[int, Answer]) -> dict[str, Any]:
+    """Documents both sides scored, and of those how many had the same prompt, the same answer (the most
+    likely choice, or the generated text), the same per-sample metrics and (multiple choice) the same
+    choices, with the largest difference between the two sides' log-likelihoods of one choice."""
+    common = sorted(theirs.keys() & ours.keys())
+    pairs = [(theirs[d], ours[d]) for d in common]
+    same_answer = 0
+    for a, b in pairs:
+        if a.loglikelihoods and b.loglikelihoods:
+            best_a = max(range(len(a.loglikelihoods)), key=a.loglikelihoods.__getitem__)
+            same_answer += best_a == max(range(len(b.loglikelihoods)), key=b.loglikelihoods.__getitem__)
+        else:
+            same_answer += a.generation == b.generation
+    out: dict[str, Any] = {
+        "documents": {"lm_eval": len(theirs), "evalsuite": len(ours), "both": len(common)},
+        "same_prompt": f"{sum(a.prompt == b.prompt for a, b in pairs)}/{len(common)}",
+        "same_answer": f"{same_answer}/{len(common)}",
+        "same_metrics": f"{sum(a.metrics == b.metrics for a, b in pairs)}/{len(common)}",
+    }
+    if any(a.continuations or b.continuations for a, b in pairs):
+        out["same_choices"] = f"{sum(a.continuations == b.continuations for a, b in pairs)}/{len(common)}"
+    differences = [
+        abs(x - y)
+        for a, b in pairs
+        if len(a.loglikelihoods) == len(b.loglikelihoods)
+        for x, y in zip(a.loglikelihoods, b.loglikelihoods, strict=True)
+    ]
+    if differences:
+        out["max_abs_loglikelihood_difference"] = max(differences)
+    return out
 
 
 if __name__ == "__main__":
