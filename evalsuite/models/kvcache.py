@@ -9,6 +9,7 @@ windows, state-space and hybrid models) are not handled here: :func:`supports` s
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -73,6 +74,54 @@ def build_cache(kv: KV, rows: int | None = None) -> Any:
         if rows is not None and rows != keys.shape[0]:
             keys, values = keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1)
         cache.update(keys, values, layer)
+    return cache
+
+
+def slot_layer(keys: torch.Tensor, values: torch.Tensor) -> Any:
+    """A cache layer over ``keys`` and ``values`` (slots, heads, capacity, dim), buffers that a batch
+    writes in place: the model sees the columns ``[start, end)`` (set by the batch before each pass) and
+    appends its new tokens at ``end``. transformers' ``DynamicLayer`` concatenates instead, a copy of the
+    whole cache at every token."""
+    return _slot_layer_class()(keys, values)
+
+
+@functools.cache
+def _slot_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class SlotLayer(DynamicLayer):
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+            super().__init__()  # type: ignore[no-untyped-call]
+            self.buffers = (keys, values)
+            self.start = self.end = 0
+            self.is_initialized = True
+            self.device, self.dtype = keys.device, keys.dtype
+            self.view(0, 0)
+
+        def view(self, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+            self.start, self.end = start, end
+            keys, values = self.buffers
+            self.keys, self.values = keys[:, :, start:end], values[:, :, start:end]
+            return self.keys, self.values
+
+        def update(
+            self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            new = key_states.shape[-2]
+            keys, values = self.buffers
+            keys[:, :, self.end : self.end + new] = key_states  # the batch leaves room
+            values[:, :, self.end : self.end + new] = value_states
+            return self.view(self.start, self.end + new)
+
+    return SlotLayer
+
+
+def slot_cache(layers: Sequence[Any]) -> Any:
+    """A ``DynamicCache`` made of ``layers`` (from :func:`slot_layer`)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    cache.layers[:] = list(layers)
     return cache
 
 

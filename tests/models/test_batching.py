@@ -11,7 +11,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-from evalsuite.models import kvcache
+from evalsuite.models import batching, kvcache
 from evalsuite.models.batching import Generator, Request, Sampling, sample, shared_prefixes
 from tests.models.test_hf import load
 
@@ -57,6 +57,41 @@ def test_greedy_tokens_equal_generate_alone(stories_backend: Any, rows: int, sha
     assert len({len(e) for e in expected}) > 1  # rows leave the batch at different steps
     generator = Generator(model, stories_backend.tokenizer.decode, {period}, rows=rows, share_prefix=share)
     assert generator.run([Request(p, 24, []) for p in prompts]) == expected
+
+
+def test_rows_join_and_leave_a_cache_that_keeps_running_out_of_room(
+    stories_backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one spare column the batch's buffers are copied at almost every step and whenever a longer
+    prompt joins rows that have decoded fewer positions than it has: answers stay generate()'s."""
+    monkeypatch.setattr(batching, "room", lambda width: 1)
+    model, prompts = stories_backend.model, encoded(stories_backend)
+    prompts = [prompts[3], *prompts[:3], prompts[4]]  # a short prompt first: later ones are longer
+    period = stories_backend.tokenizer.convert_tokens_to_ids(".")
+    expected = [alone(model, p, 24, eos=period) for p in prompts]
+    generator = Generator(model, stories_backend.tokenizer.decode, {period}, rows=2, share_prefix=False)
+    assert generator.run([Request(p, 24, []) for p in prompts]) == expected
+
+
+def test_a_decode_step_writes_into_the_cache_it_was_given(stories_backend: Any) -> None:
+    """Appending a token must not copy the cache (``DynamicCache`` concatenates: a copy of every
+    layer's keys and values at every token): every decode step sees keys in the same storage."""
+    model, prompts = stories_backend.model, encoded(stories_backend)
+    storages: list[int] = []
+
+    def seen(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        cache = kwargs.get(kvcache.cache_argument(model))
+        if kwargs["input_ids"].shape[1] == 1 and cache is not None:
+            storages.append(cache.layers[0].keys.untyped_storage().data_ptr())
+
+    hook = model.register_forward_pre_hook(seen, with_kwargs=True)
+    try:
+        Generator(model, stories_backend.tokenizer.decode, set(), rows=5).run(
+            [Request(p, 20, []) for p in prompts]
+        )
+    finally:
+        hook.remove()
+    assert len(storages) == 19 and len(set(storages)) == 1
 
 
 def test_rows_stop_at_the_first_token_that_completes_a_stop_string(stories_backend: Any) -> None:
