@@ -15,7 +15,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 TOST = "TOST paired t"
 INTERVAL = "(1 - 2 alpha) interval within the margins"
@@ -46,6 +45,8 @@ def non_inferiority(lower_bound: float, margin: float, alpha: float) -> NonInfer
 
 def tost_paired(differences: ArrayLike, margin: float, alpha: float) -> Equivalence:
     """TOST on paired differences with bounds (-margin, +margin)."""
+    from scipy import stats
+
     d = np.asarray(differences, dtype=np.float64)
     n = d.size
     mean, sd = float(d.mean()), float(d.std(ddof=1)) if n > 1 else 0.0

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
 if TYPE_CHECKING:
     from evalsuite.config import StatsSettings
@@ -59,6 +58,8 @@ class Interval:
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (as ``scipy.stats.binomtest(...).proportion_ci``)."""
+    from scipy import stats
+
     if n <= 0:
         raise ValueError("a proportion needs at least one trial")
     z = float(stats.norm.ppf(0.5 + confidence / 2))
@@ -91,6 +92,8 @@ def clustered_stderr(values: ArrayLike, clusters: Sequence[Any]) -> float | None
 
 
 def normal_interval(value: float, stderr: float, confidence: float) -> tuple[float, float]:
+    from scipy import stats
+
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     return value - z * stderr, value + z * stderr
 
@@ -103,6 +106,8 @@ def mean_interval(
     values: ArrayLike, confidence: float = 0.95, clusters: Sequence[Any] | None = None
 ) -> Interval:
     """Interval for a metric aggregated by the mean; Wilson when binary, clustered when grouped."""
+    from scipy import stats
+
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:
         return Interval(float("nan"), None, None, None, confidence, "none")
@@ -140,6 +145,8 @@ def bootstrap_interval(
 
     ``columns`` are per-sample arrays of equal length, e.g. (log-likelihood, word count) for perplexity.
     """
+    from scipy import stats
+
     data = tuple(np.asarray(c, dtype=np.float64) for c in columns)
     value = float(statistic(*data, axis=-1))
     if data[0].size < 2 or not np.isfinite(value):

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
 from evalsuite.stats.intervals import wilson_interval
 
@@ -74,6 +73,8 @@ def discordance(baseline: ArrayLike, variant: ArrayLike) -> Discordance:
 
 def mcnemar_exact(table: Discordance) -> float:
     """Two-sided exact McNemar p-value: binomial test of b against b + c at 1/2."""
+    from scipy import stats
+
     if table.flips == 0:
         return 1.0
     return float(stats.binomtest(table.baseline_only, table.flips, 0.5).pvalue)

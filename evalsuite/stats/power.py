@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import math
 
-from scipy import optimize, stats
-
 
 def _z(p: float) -> float:
+    from scipy import stats
+
     return float(stats.norm.ppf(p))
 
 
 def mcnemar_power(delta: float, n: int, discordance: float, alpha: float = 0.05) -> float:
     """Approximate power of the two-sided McNemar test to detect ``delta`` with ``n`` pairs."""
+    from scipy import stats
+
     delta = abs(delta)
     if n <= 0 or delta == 0:
         return alpha
@@ -47,6 +49,8 @@ def mcnemar_mde(n: int, discordance: float, alpha: float = 0.05, power: float = 
     With no observed discordance, the worst case psi = delta is assumed: the smallest delta for which
     the test reaches ``power`` when every discordant pair favours one model.
     """
+    from scipy import optimize
+
     if n <= 0:
         return math.inf
 
@@ -71,6 +75,8 @@ def paired_mean_sample_size(delta: float, sd: float, alpha: float = 0.05, power:
 
 
 def paired_mean_power(delta: float, sd: float, n: int, alpha: float = 0.05) -> float:
+    from scipy import stats
+
     if n <= 0 or sd == 0:
         return 1.0 if delta != 0 and n > 0 else alpha
     return float(stats.norm.cdf(abs(delta) * math.sqrt(n) / sd - _z(1 - alpha / 2)))

@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import log_softmax, logsumexp
 
 
 def kl_divergence(log_p: ArrayLike, log_q: ArrayLike) -> NDArray[np.float64]:
@@ -33,6 +32,8 @@ def choice_shift(
     base: Sequence[Sequence[float]], variant: Sequence[Sequence[float]]
 ) -> tuple[float, float, int]:
     """(mean KL over questions, top-1 agreement, questions) from per-choice log-likelihoods."""
+    from scipy.special import log_softmax
+
     kls, agree = [], []
     for b, v in zip(base, variant, strict=True):
         lb, lv = np.asarray(b, dtype=np.float64), np.asarray(v, dtype=np.float64)
@@ -57,6 +58,8 @@ def routing_agreement(base: ArrayLike, variant: ArrayLike) -> float:
 
 def with_tail(top_logprobs: ArrayLike) -> NDArray[np.float64]:
     """Append log(1 - sum p) to each row of top-k log-probabilities (clipped at a tiny mass)."""
+    from scipy.special import logsumexp
+
     top = np.asarray(top_logprobs, dtype=np.float64)
     covered = np.exp(logsumexp(top, axis=-1, keepdims=True))
     tail = np.log(np.clip(1.0 - covered, 1e-12, None))
