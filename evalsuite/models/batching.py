@@ -52,6 +52,7 @@ from evalsuite.models.kvcache import (
     kv_of,
     stack,
 )
+from evalsuite.models.prefix import common_length
 
 
 @dataclass(frozen=True)
@@ -361,12 +362,3 @@ def shared_prefixes(prompts: Sequence[Sequence[int]]) -> dict[int, int]:
             outside += [common[last]] if last < len(common) else []
             length = max(outside, default=0)
     return shared
-
-
-def common_length(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n

@@ -158,10 +158,8 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
         packed = prefix.packed_batch(rows, self._pad_id())
         device = self.torch_device
         shared = prefix.shared_start(rows) if self._kv_cache() else 0
-        key = rows[0].tokens[:shared]
-        pays = shared > 0 and (starts.count(key) - 1) * shared >= kvcache.PASS_COST
-        past = self._prefixes.get(key) if pays else None
-        start = shared if past is not None else 0
+        start = starts.worth(rows[0].tokens[:shared], kvcache.PASS_COST) if shared else 0
+        past = self._prefixes.get(rows[0].tokens[:start]) if start else None
         members = [m for row in rows for m in row.members]
         rows_index = torch.tensor([b for b, cols in packed.predicting for _ in cols])
         positions = torch.tensor([c - start for _, cols in packed.predicting for c in cols])

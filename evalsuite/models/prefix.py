@@ -19,7 +19,10 @@ and an answer that do not fit in ``max_length`` are scored alone, truncated on t
 A question joins the row being built when it shares its whole context with the row, or at least
 ``MIN_SHARED`` tokens and half of its own, and the row stays within ``ROW_BUDGET`` tokens: attention over
 a row costs its length squared, so questions that share only a short instruction get rows of their own
-(measured: merging MMLU questions on their 17-token subject line made them slower, not faster).
+(measured: merging MMLU questions on their 17-token subject line made them slower, not faster). Those
+rows are then filled (``fill``): in the order of their tokens, a row takes the rows after it, each a tree
+with its own root, while it stays within the longest row or ``FILL`` tokens, so that rows come out of
+nearly one length (batches without padding) and questions that start alike share their start.
 
 State-space models have no attention mask to shape; for them ``hf.py`` runs a context once, copies its
 recurrent state to one row per answer and steps the answers through it (``expand_state``); their rows
@@ -38,6 +41,7 @@ import torch
 Pair = tuple[list[int], list[int]]  # (context tokens, continuation tokens)
 MIN_SHARED = 16  # tokens (and half its own) a question must share with a row to join it
 ROW_BUDGET = 1024  # tokens per row (or the longest single request, if longer)
+FILL = 512  # a row takes further questions up to this many tokens (or its longest question's)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,13 @@ class Row:
     def context(self) -> tuple[int, ...]:
         """The context of a row built with ``merge=False`` (one context, laid out first)."""
         return self.tokens[: self.members[0].context_length]
+
+    def rooted_first(self, member: Member) -> bool:
+        """Whether ``member`` is a request of the row's first tree (a filled row holds several)."""
+        position = member.predicting[0]
+        while self.parents[position] >= 0:
+            position = self.parents[position]
+        return position == 0
 
     def depths(self) -> list[int]:
         depth: list[int] = []
@@ -132,8 +143,27 @@ def pack(pairs: Sequence[Pair], max_length: int, merge: bool = True) -> tuple[li
         tree.add(index, context, continuation)
     if tree.members:
         rows.append(tree.row())
+    if merge:
+        rows = fill(rows, pairs)
     rows.sort(key=lambda r: -r.length)
     return rows, alone
+
+
+def fill(rows: Sequence[Row], pairs: Sequence[Pair]) -> list[Row]:
+    """Consecutive rows merged into one while it stays within the longest row's length or ``FILL``
+    tokens: short questions share rows (their common starts, such as an instruction, once) and rows come
+    out of nearly equal length, so batches carry little padding. Each question stays in one row."""
+    width = max(FILL, *(r.length for r in rows)) if rows else FILL
+    filled: list[_Tree] = []
+    for row in sorted(rows, key=lambda r: r.tokens):  # rows that share a start become neighbours
+        context = pairs[row.members[0].index][0]
+        tree = filled[-1] if filled else None
+        if tree is None or len(tree.tokens) + row.length - len(tree.walk(context)) > width:
+            tree = _Tree()
+            filled.append(tree)
+        for member in row.members:
+            tree.add(member.index, *pairs[member.index])
+    return [tree.row() for tree in filled]
 
 
 def fitting(lengths: Sequence[int], padding: float, slack: int = 0) -> int:
@@ -148,26 +178,48 @@ def fitting(lengths: Sequence[int], padding: float, slack: int = 0) -> int:
 
 
 class Starts:
-    """The rows of one call, sorted by their tokens, to count those that start with a prefix."""
+    """The rows of one call, sorted by their tokens, to choose the prefix a batch computes apart."""
 
     def __init__(self, rows: Sequence[Row]) -> None:
         self.sorted = sorted(row.tokens for row in rows)
 
-    def count(self, start: Sequence[int]) -> int:
+    def worth(self, start: Sequence[int], cost: int) -> int:
+        """The length of the prefix of ``start`` (a batch's shared start) that saves the call's rows the
+        most tokens when computed apart once, its length times the rows that start with it less one;
+        0 when no prefix saves ``cost`` tokens. The shorter prefix wins where more rows share it: the
+        same few-shot examples are then the same stored prefix for every batch and every call, whatever
+        the question that follows them in each batch's first row."""
         key = tuple(start)
-        return bisect.bisect_right(self.sorted, (*key, math.inf)) - bisect.bisect_left(self.sorted, key)
+        first = bisect.bisect_left(self.sorted, key[:1])
+        last = bisect.bisect_right(self.sorted, (*key[:1], math.inf))
+        shares = sorted((common_length(self.sorted[i], key) for i in range(first, last)), reverse=True)
+        best, best_saving = 0, cost - 1
+        for rows, length in enumerate(shares, start=1):  # ``rows`` rows share at least ``length`` tokens
+            if (rows - 1) * length > best_saving:
+                best, best_saving = length, (rows - 1) * length
+        return best
+
+
+def common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens ``a`` and ``b`` start with alike."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def shared_start(rows: Sequence[Row]) -> int:
     """Length of the prefix every row of a batch starts with and every token of it descends from: its
     keys and values can be computed once (``kvcache.PrefixStore``) and the rows run only the rest. It
     stops before each member's last context token, whose logits the member needs."""
-    limit = min(m.context_length - 1 for row in rows for m in row.members)
+    limit = min(m.context_length - 1 for row in rows for m in row.members if row.rooted_first(m))
     first = rows[0].tokens
     for row in rows:
         chain = row.length  # the row is a chain up to the first token that branches off earlier
         for position, parent in enumerate(row.parents):
-            if position and parent != position - 1:
+            if position and 0 <= parent != position - 1:  # (another root cannot see the prefix)
                 chain = min(chain, parent + 1)
         limit = min(limit, chain)
         limit = next((i for i in range(limit) if row.tokens[i] != first[i]), limit)

@@ -107,6 +107,7 @@ def one_question_per_row(
     longer than half of ``ROW_BUDGET`` get: rows that share a prefix then meet in batches."""
     pairs = [backend._encode_pair(context, continuation) for context, continuation in requests]
     monkeypatch.setattr(prefix, "ROW_BUDGET", max(len(c) + len(a) - 1 for c, a in pairs) + 1)
+    monkeypatch.setattr(prefix, "FILL", 0)  # rows are filled only up to the longest row: no two fit
     rows, _ = pack(pairs, backend.max_length)
     assert [len(row.members) for row in rows] == [2] * 5
 
@@ -195,7 +196,10 @@ def test_moe_routing_is_still_measured_with_packed_rows(
     assert routing is not None and routing.tokens == backend.telemetry().scored_tokens
 
 
-def test_requests_of_one_context_share_a_row_and_long_ones_stand_alone() -> None:
+def test_requests_of_one_context_share_a_row_and_long_ones_stand_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(prefix, "FILL", 0)  # rows are filled only up to the longest row: no two fit
     pairs = [([1, 2, 3], [4, 5]), ([1, 2, 3], [6]), ([9], [7, 7, 7]), ([1, 2], [8] * 10)]
     rows, alone = pack(pairs, max_length=8)
     assert alone == [3]  # 2 context + 10 continuation - 1 fed > 8: truncated on its own, like lm-eval
@@ -205,12 +209,61 @@ def test_requests_of_one_context_share_a_row_and_long_ones_stand_alone() -> None
     ]
 
 
-def test_questions_sharing_a_long_prefix_share_a_row() -> None:
+def test_questions_sharing_a_long_prefix_share_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prefix, "FILL", 0)  # rows are filled only up to the longest row: no two fit
     shots = list(range(100, 100 + MIN_SHARED))  # the few-shot examples both questions start with
     pairs = [([*shots, 1], [5]), ([*shots, 1], [6]), ([*shots, 2], [5]), ([3, *shots], [5])]
     rows, _ = pack(pairs, max_length=64)
     assert [len(r.members) for r in rows] == [3, 1]  # the last question shares nothing at its start
     assert rows[0].length == MIN_SHARED + 2  # the shots once, then each question's own token
+
+
+def test_short_questions_fill_rows_up_to_the_longest_row_or_the_fill_width(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(prefix, "FILL", 6)
+    pairs = [([9, 9, 9, 9, 9, 9], [1, 2]), ([5, 1], [3]), ([5, 2], [4]), ([7], [8, 8]), ([5, 1], [6])]
+    rows, _ = pack(pairs, max_length=64)
+    # rows are filled in the order of their tokens, each up to the longest row's 7 tokens; a question's
+    # requests stay together, and questions that start alike share their start
+    assert rows == [
+        Row((9, 9, 9, 9, 9, 9, 1), (-1, 0, 1, 2, 3, 4, 5), (Member(0, (1, 2), 6, (5, 6)),)),
+        Row(
+            (5, 1, 2, 7, 8),
+            (-1, 0, 0, -1, 3),
+            (
+                Member(1, (3,), 2, (1,)),
+                Member(4, (6,), 2, (1,)),
+                Member(2, (4,), 2, (2,)),
+                Member(3, (8, 8), 1, (3, 4)),
+            ),
+        ),
+    ]
+    monkeypatch.setattr(prefix, "FILL", 12)
+    assert [r.length for r in pack(pairs, max_length=64)[0]] == [12]  # all of them: 5 + 7 tokens
+    assert [r.length for r in pack(pairs, max_length=64, merge=False)[0]] == [7, 2, 2, 2, 2]  # SSMs: unfilled
+
+
+def test_the_shared_start_ignores_the_other_questions_of_a_filled_row() -> None:
+    row = Row((1, 2, 3, 4, 8, 9), (-1, 0, 1, 2, -1, 4), (Member(0, (5,), 4, (3,)), Member(1, (7,), 2, (5,))))
+    assert shared_start([row]) == 3  # the second question starts a tree of its own: it sees none of 1 2 3
+
+
+def test_the_prefix_computed_apart_is_the_one_that_saves_the_call_most() -> None:
+    starts = prefix.Starts(
+        [
+            Row(tuple([1] * 40 + [2] * 10 + [3]), tuple(range(-1, 50)), ()),
+            Row(tuple([1] * 40 + [2] * 10 + [4]), tuple(range(-1, 50)), ()),
+            Row(tuple([1] * 40 + [5]), tuple(range(-1, 40)), ()),
+            Row(tuple([1] * 40 + [6]), tuple(range(-1, 40)), ()),
+            Row((7, 7), (-1, 0), ()),
+        ]
+    )
+    # four rows share forty 1s (120 tokens saved), two share fifty tokens (50 saved)
+    assert starts.worth([1] * 40 + [2] * 10, cost=64) == 40
+    assert starts.worth([1] * 40 + [2] * 10, cost=121) == 0  # nothing saves that much
+    assert starts.worth([1] * 20, cost=60) == 20  # never longer than the batch's own start
+    assert starts.worth([7], cost=1) == 0  # no other row starts with it
 
 
 def test_state_space_rows_hold_one_context_each() -> None:
