@@ -84,7 +84,8 @@ def main() -> None:
     if not args.skip_speed:
         report["speed"] = speed(args, tasks)
     if args.cache:
-        report["cache"] = cache_runs(args, tasks if args.limit is not None else CACHE_TASKS)
+        cache_tasks: dict[str, int | None] = dict(tasks) if args.limit is not None else CACHE_TASKS
+        report["cache"] = cache_runs(args, cache_tasks)
     if args.startup:
         report["startup"] = startup(args)
     if args.whole_command:
