@@ -131,6 +131,12 @@ def parse_args() -> argparse.Namespace:
         default=",".join(WHOLE_COMMAND_TASKS),
         help="comma-separated task files for --whole-command (no :N or @S; gsm8k_local may be added)",
     )
+    parser.add_argument(
+        "--whole-command-shots",
+        type=int,
+        help="few-shot examples for every --whole-command task on both sides (lm-eval's --num_fewshot, "
+        "evalsuite's num_fewshot); default: each task file's own",
+    )
     parser.add_argument("--out", type=Path, help="write the measurements as JSON here too")
     return parser.parse_args()
 
@@ -329,12 +335,18 @@ cli.main(sys.argv[1:])
 """
 
 
-def write_config(root: Path, args: argparse.Namespace, tasks: dict[str, int | None]) -> Path:
-    """``root``/model.yaml: SmolLM2 at the benchmark's settings on ``tasks`` (name -> limit or None)."""
+def write_config(
+    root: Path, args: argparse.Namespace, tasks: dict[str, int | None], shots: int | None = None
+) -> Path:
+    """``root``/model.yaml: SmolLM2 at the benchmark's settings on ``tasks`` (name -> limit or None),
+    each with ``shots`` few-shot examples if given."""
     config = root / "model.yaml"
-    task_list = ", ".join(
-        f"{{name: {name}, limit: {limit}}}" if limit else name for name, limit in tasks.items()
-    )
+    entries = []
+    for name, limit in tasks.items():
+        keys = [f"limit: {limit}"] if limit else []
+        keys += [f"num_fewshot: {shots}"] if shots is not None else []
+        entries.append(f"{{name: {name}, {', '.join(keys)}}}" if keys else name)
+    task_list = ", ".join(entries)
     settings = {**MODEL, "batch_size": args.batch_size, "dtype": args.dtype, "device": args.device}
     model = ", ".join(f"{k}: {v}" for k, v in settings.items())
     config.write_text(
@@ -464,7 +476,7 @@ def whole_command(args: argparse.Namespace, names: Sequence[str], limit: int) ->
             ours = root / f"evalsuite{attempt}"
             (ours / "cache").mkdir(parents=True)
             (ours / "cache" / "gguf").symlink_to(args.cache_dir.resolve() / "gguf")
-            config = write_config(ours, args, limits)
+            config = write_config(ours, args, limits, args.whole_command_shots)
             evalsuite = [sys.executable, "-m", "evalsuite", "run", str(config)]
             evalsuite += ["--data-dir", str(args.data_dir), "--cache-dir", str(ours / "cache")]
             times["evalsuite"].append(run_process(evalsuite, root / f"evalsuite{attempt}.log"))
@@ -488,6 +500,7 @@ def whole_command(args: argparse.Namespace, names: Sequence[str], limit: int) ->
     return {
         "checkpoint": folder,
         "documents_per_task": limit,
+        "shots": args.whole_command_shots,
         "lm_eval_command": " ".join(lm_eval).replace(str(root), "<scratch>"),
         "evalsuite_command": " ".join(evalsuite).replace(str(root), "<scratch>"),
         "lm_eval_seconds": best["lm_eval"],
@@ -542,6 +555,7 @@ def lm_eval_command(
         "--log_samples",
         "--output_path",
         str(out),
+        *(["--num_fewshot", str(args.whole_command_shots)] if args.whole_command_shots is not None else []),
     ]
 
 

@@ -146,3 +146,16 @@ def test_generation_samples_merge_lm_evals_rows_per_filter() -> None:
         "same_answer": "0/1",
         "same_metrics": "0/1",
     }
+
+
+def test_the_run_config_gives_each_task_its_limit_and_the_shots_asked_for(tmp_path: Path) -> None:
+    import argparse
+
+    args = argparse.Namespace(batch_size=8, dtype="float32", device="cpu")
+    tasks = {"mmlu_local": 200, "arc_challenge_local": None}
+    text = bench().write_config(tmp_path, args, tasks, shots=5).read_text(encoding="utf-8")
+    assert text.splitlines()[-1] == (
+        "tasks: [{name: mmlu_local, limit: 200, num_fewshot: 5}, {name: arc_challenge_local, num_fewshot: 5}]"
+    )
+    plain = bench().write_config(tmp_path, args, tasks).read_text(encoding="utf-8")
+    assert plain.splitlines()[-1] == "tasks: [{name: mmlu_local, limit: 200}, arc_challenge_local]"
