@@ -33,10 +33,9 @@ if str(ROOT) not in sys.path:  # run from a checkout: the benchmarks package bes
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "evalsuite")
+    from benchmarks.engine_vs_lmeval import float32_model, script_parser
+
+    parser = script_parser(__doc__)
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--width", type=int, default=512, help="tokens per row of the scoring pass")
     parser.add_argument("--length", type=int, default=1024, help="cached positions before a decode step")
@@ -46,15 +45,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from transformers import AutoModelForCausalLM
 
-    from benchmarks.engine_vs_lmeval import MODEL
-    from evalsuite.config import ModelConfig
-    from evalsuite.models import LoadContext
-    from evalsuite.models.sources import checkpoint_location
-
-    folder = checkpoint_location(ModelConfig.model_validate(MODEL), LoadContext(args.cache_dir, seed=0))
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    model = float32_model(args.cache_dir)
     results: list[dict[str, Any]] = []
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)

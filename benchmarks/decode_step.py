@@ -9,7 +9,6 @@ same prompt, alternating, ``--rounds`` times each (issue 19, item 4: which cache
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -20,10 +19,9 @@ if str(ROOT) not in sys.path:  # run from a checkout: the benchmarks package bes
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "evalsuite")
+    from benchmarks.engine_vs_lmeval import float32_model, script_parser
+
+    parser = script_parser(__doc__)
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--length", type=int, default=1100, help="prompt tokens per row")
     parser.add_argument("--steps", type=int, default=40)
@@ -31,17 +29,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from transformers import AutoModelForCausalLM, DynamicCache, StaticCache
+    from transformers import DynamicCache, StaticCache
 
-    from benchmarks.engine_vs_lmeval import MODEL
-    from evalsuite.config import ModelConfig
-    from evalsuite.models import LoadContext
     from evalsuite.models.kvcache import cache_argument
-    from evalsuite.models.sources import checkpoint_location
 
     torch.set_grad_enabled(False)
-    folder = checkpoint_location(ModelConfig.model_validate(MODEL), LoadContext(args.cache_dir, seed=0))
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    model = float32_model(args.cache_dir)
     name = cache_argument(model)
     ids = torch.randint(100, 1000, (args.rows, args.length), generator=torch.Generator().manual_seed(0))
     for _ in range(args.rounds):

@@ -96,12 +96,29 @@ def main() -> None:
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data-dir", type=Path, required=True)
+def script_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of a benchmark on SmolLM2: the script's docstring as its help, ``--cache-dir``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "evalsuite")
+    return parser
+
+
+def float32_model(cache_dir: Path) -> Any:
+    """SmolLM2-135M-Instruct in float32 and eval mode, from the checkpoint its GGUF is converted to once."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from evalsuite.config import ModelConfig
+    from evalsuite.models import LoadContext
+    from evalsuite.models.sources import checkpoint_location
+
+    folder = checkpoint_location(ModelConfig.model_validate(MODEL), LoadContext(cache_dir, seed=0))
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+
+
+def parse_args() -> argparse.Namespace:
+    parser = script_parser(__doc__)
+    parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument(
         "--tasks",
         default=",".join(TASKS),
