@@ -599,16 +599,20 @@ def lm_eval_samples_task(filename: str) -> str:
 
 
 def lm_eval_metrics(results: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Each task's metrics from lm-eval's results JSON, named as evalsuite names them: ``acc`` for
-    filter ``none``, ``exact_match:strict-match`` otherwise; standard errors left out."""
+    """Each task's metrics from lm-eval's results JSON, named as evalsuite names them
+    (``tasks.scoring.metric_name``: ``exact_match`` where a task has one filter, ``exact_match:strict-match``
+    where it has several); standard errors left out."""
+    from evalsuite.tasks.scoring import metric_name
+
     out: dict[str, dict[str, float]] = {}
     for task, values in results["results"].items():
-        out[task] = {}
-        for key, value in values.items():
-            metric, comma, filter_key = key.partition(",")
-            if not comma or "_stderr" in metric or not isinstance(value, int | float):
-                continue
-            out[task][metric if filter_key == "none" else f"{metric}:{filter_key}"] = float(value)
+        entries = [(*key.partition(","), value) for key, value in values.items()]
+        filters = sorted({filter_key for _, comma, filter_key, _ in entries if comma})
+        out[task] = {
+            metric_name(metric, filter_key, filters): float(value)
+            for metric, comma, filter_key, value in entries
+            if comma and "_stderr" not in metric and isinstance(value, int | float)
+        }
     return out
 
 
@@ -621,8 +625,12 @@ def evalsuite_metrics(results: dict[str, Any]) -> dict[str, dict[str, float | No
 
 
 def lm_eval_answers(rows: Sequence[dict[str, Any]], delimiter: str) -> dict[int, Answer]:
-    """lm-eval's ``--log_samples`` rows by document: one row per document and filter, each with that
-    filter's metrics; request arguments and responses are strings (``"-1.5"``, ``"False"``)."""
+    """lm-eval's ``--log_samples`` rows (one task's) by document: one row per document and filter, each
+    with that filter's metrics, named as evalsuite names them; request arguments and responses are
+    strings (``"-1.5"``, ``"False"``)."""
+    from evalsuite.tasks.scoring import metric_name
+
+    filters = sorted({row.get("filter", "none") for row in rows})
     out: dict[int, Answer] = {}
     for row in rows:
         doc_id = int(row["doc_id"])
@@ -635,10 +643,8 @@ def lm_eval_answers(rows: Sequence[dict[str, Any]], delimiter: str) -> dict[int,
             else:  # generate_until: (context, generation settings)
                 answer.generation = row["resps"][0][0]
             out[doc_id] = answer
-        filter_key = row.get("filter", "none")
         for metric in row.get("metrics", []):
-            name = metric if filter_key == "none" else f"{metric}:{filter_key}"
-            out[doc_id].metrics[name] = float(row[metric])
+            out[doc_id].metrics[metric_name(metric, row.get("filter", "none"), filters)] = float(row[metric])
     return out
 
 

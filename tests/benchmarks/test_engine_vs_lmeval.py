@@ -37,12 +37,26 @@ def test_lm_eval_metrics_drop_stderr_and_name_filters_as_evalsuite_does() -> Non
                 "acc_norm_stderr,none": "N/A",
             },
             "gsm8k_local": {"exact_match,strict-match": 0.0, "exact_match,flexible-extract": 0.125},
+            "triviaqa_local": {
+                "exact_match,remove_whitespace": 0.5,
+                "exact_match_stderr,remove_whitespace": 0.1,
+            },
         }
     }
     assert bench().lm_eval_metrics(results) == {
         "arc_challenge_local": {"acc": 0.25, "acc_norm": 0.5},
         "gsm8k_local": {"exact_match:strict-match": 0.0, "exact_match:flexible-extract": 0.125},
+        "triviaqa_local": {"exact_match": 0.5},  # one filter: evalsuite names the metric alone
     }
+    row = {
+        "doc_id": 0,
+        "arguments": {"gen_args_0": {"arg_0": "Q: ?\nA:", "arg_1": {}}},
+        "resps": [["Paris"]],
+        "filter": "remove_whitespace",
+        "metrics": ["exact_match"],
+        "exact_match": 1.0,
+    }
+    assert bench().lm_eval_answers([row], " ")[0].metrics == {"exact_match": 1.0}
 
 
 def test_evalsuite_metrics_from_results_json() -> None:
