@@ -266,6 +266,7 @@ class Batch:
         live = [s for s, r in enumerate(self.rows) if r is not None]
         requests = [self.rows[s] for s in live]
         chosen = g._choose(logits[torch.tensor(live, device=logits.device)], requests)  # type: ignore[arg-type]
+        left = False
         for slot, request, token in zip(live, requests, chosen, strict=True):
             assert request is not None
             request.generated.append(token)
@@ -273,7 +274,9 @@ class Batch:
                 self.rows[slot] = None
                 self.mask[slot] = 0
                 self.positions[slot] = 0
-        self._narrow()
+                left = True
+        if left:  # only a row that leaves frees leading columns
+            self._narrow()
 
     def settle(self) -> None:
         """No row will join any more: drop the free slots, so that steps compute only live rows."""

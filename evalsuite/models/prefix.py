@@ -32,6 +32,7 @@ are built with ``merge=False``, one context each.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -72,12 +73,17 @@ class Row:
         """The context of a row built with ``merge=False`` (one context, laid out first)."""
         return self.tokens[: self.members[0].context_length]
 
+    @functools.cached_property
+    def roots(self) -> tuple[int, ...]:
+        """The root of each token's tree (a filled row holds several trees; parents come first)."""
+        root: list[int] = []
+        for position, parent in enumerate(self.parents):
+            root.append(position if parent < 0 else root[parent])
+        return tuple(root)
+
     def rooted_first(self, member: Member) -> bool:
-        """Whether ``member`` is a request of the row's first tree (a filled row holds several)."""
-        position = member.predicting[0]
-        while self.parents[position] >= 0:
-            position = self.parents[position]
-        return position == 0
+        """Whether ``member`` is a request of the row's first tree."""
+        return self.roots[member.predicting[0]] == 0
 
     def depths(self) -> list[int]:
         depth: list[int] = []
