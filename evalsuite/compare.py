@@ -1,10 +1,13 @@
 """Paired comparisons of models over the samples they share, built from records alone.
 
 For each (baseline, variant) pair and each task, the task's primary metric is compared on the samples
-both models answered without error: binary metrics with the exact McNemar test and Newcombe's paired
-interval, continuous means and perplexity-style aggregates with a paired bootstrap interval and a paired
-permutation test. Each comparison carries its non-inferiority and equivalence verdicts, power, and the
-shift between the two models' answer distributions. p-values are adjusted across every comparison of
+both models answered without error: binary metrics with McNemar's test (mid-p by default,
+``stats.mcnemar``) and the score interval that agrees with it, continuous means and perplexity-style
+aggregates with a paired bootstrap interval and a paired permutation test. Where the task clusters its
+samples (``cluster_by``: MMLU's subjects), means are compared with a cluster-robust paired t test and
+interval instead, because samples of one cluster move together. Each comparison carries its
+non-inferiority and equivalence verdicts, power, and the shift between the two models' answer
+distributions. p-values are adjusted across every comparison of
 the run (the family), by Holm and by Benjamini-Hochberg; the configured one is ``p_adjusted``.
 
 Each comparison has one non-inferiority margin, named with where it comes from: the margin of the
@@ -44,17 +47,24 @@ from evalsuite.stats.aggregates import AGGREGATES, paired_ratio_test
 from evalsuite.stats.decisions import adjust_pvalues, interval_equivalence, non_inferiority, tost_paired
 from evalsuite.stats.intervals import is_binary
 from evalsuite.stats.paired import (
+    McNemarTest,
     bootstrap_intervals_of_mean,
+    clustered_paired,
     discordance,
-    mcnemar_exact,
-    newcombe_interval,
+    mcnemar,
     permutation_pvalue,
+    score_interval,
 )
 from evalsuite.stats.shift import TokenKL, choice_shift
 
-BINARY_METHOD = "exact McNemar; Newcombe hybrid score interval"
+CLUSTERED_METHOD = "cluster-robust paired t (CR1, G - 1 df); its interval"
 MEAN_METHOD = "paired permutation; paired bootstrap percentile interval"
 RATIO_METHOD = "paired permutation and paired bootstrap of the aggregate"
+
+
+def binary_method(test: McNemarTest) -> str:
+    """How a comparison of right/wrong scores names its test and interval."""
+    return f"{test} McNemar; Tango score interval agreeing with it"
 
 
 class Skipped(Exception):
@@ -70,6 +80,7 @@ class TaskPolicy:
     equivalence_margin: float
     alpha: float
     margin_source: str = "stats.margin"  # where ``margin`` comes from, as the comparison names it
+    cluster_by: str | None = None  # the document field whose values group dependent samples
 
 
 STATS_MARGIN, CLI_MARGIN = "stats.margin", "compare --margin"
@@ -109,10 +120,16 @@ def comparison_pairs(
     return tuple(pairs)
 
 
-def plan_for(config: RunConfig, results: Sequence[TaskResult], margin_source: str = STATS_MARGIN) -> Plan:
+def plan_for(
+    config: RunConfig,
+    results: Sequence[TaskResult],
+    margin_source: str = STATS_MARGIN,
+    clusters: Mapping[str, str | None] | None = None,
+) -> Plan:
     """Pairs and per-task policies from a run's config and its primary metrics; the margins of its
     non-inferiority gates apply to the comparisons they judge. ``margin_source`` names where
-    ``config.stats.margin`` came from."""
+    ``config.stats.margin`` came from; ``clusters`` gives each task's cluster field as the run resolved
+    it (the config's ``cluster_by``, else the task file's), the config's alone when not given."""
     settings = config.stats
     primary = {r.task: r.primary_metric for r in results if r.primary_metric}
     policies = {}
@@ -127,6 +144,7 @@ def plan_for(config: RunConfig, results: Sequence[TaskResult], margin_source: st
             equivalence_margin=task.equivalence_margin or settings.equivalence_margin or margin,
             alpha=task.alpha or settings.alpha,
             margin_source=source,
+            cluster_by=task.cluster_by or (clusters or {}).get(task.name),
         )
     names = [m.name for m in config.models]
     pairs = comparison_pairs({m.name: m.baseline for m in config.models}, names, settings.all_pairs)
@@ -202,16 +220,24 @@ def compare_pair(
     y = [variant_records[k].metrics[metric] for k in keys]
     sign = 1.0 if higher_is_better else -1.0  # non-inferiority looks at the improvement
     confidence, alpha = settings.confidence, policy.alpha
-    table = None
+    table = clustered = None
     if aggregation == "mean":
         xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         diffs = ya - xa
         base_value, variant_value = float(xa.mean()), float(ya.mean())
-        if is_binary(xa) and is_binary(ya):
-            table = discordance(xa, ya)
-            method, p = BINARY_METHOD, mcnemar_exact(table)
-            low, high = newcombe_interval(table, confidence)
-            one_sided = newcombe_interval(table, 1 - 2 * alpha)
+        binary = is_binary(xa) and is_binary(ya)
+        table = discordance(xa, ya) if binary else None
+        if policy.cluster_by is not None:
+            groups = [base_records[k].doc.get(policy.cluster_by) for k in keys]
+            clustered = clustered_paired(diffs, groups, confidence, alpha)
+        if clustered is not None:
+            method, p = CLUSTERED_METHOD, clustered.p_value
+            (low, high), one_sided = clustered.interval, clustered.one_sided
+            equivalence = interval_equivalence(*one_sided, policy.equivalence_margin, alpha)
+        elif table is not None:
+            method, p = binary_method(settings.mcnemar), mcnemar(table, settings.mcnemar)
+            low, high = score_interval(table, confidence, p)
+            one_sided = score_interval(table, 1 - 2 * alpha, p)
             equivalence = interval_equivalence(*one_sided, policy.equivalence_margin, alpha)
         else:
             method = MEAN_METHOD
@@ -219,7 +245,8 @@ def compare_pair(
             levels = (confidence, 1 - 2 * alpha)
             (low, high), one_sided = bootstrap_intervals_of_mean(diffs, rng, levels, settings.resamples)
             equivalence = tost_paired(diffs, policy.equivalence_margin, alpha)
-        sd = float(np.std(diffs, ddof=1))
+        # clustered: the standard deviation that gives the cluster-robust standard error at this n
+        sd = clustered.stderr * math.sqrt(len(keys)) if clustered else float(np.std(diffs, ddof=1))
     elif aggregation in AGGREGATES:
         ratio = AGGREGATES[aggregation]
         base_cols, var_cols = ratio.columns(x), ratio.columns(y)
@@ -234,7 +261,8 @@ def compare_pair(
     difference = variant_value - base_value
     bound = min(sign * one_sided[0], sign * one_sided[1])  # lower bound of the improvement
     effect = settings.effect or policy.margin
-    power = _power(effect, settings.power, len(keys), table.flip_rate if table else None, sd, alpha)
+    psi = table.flip_rate if table is not None and clustered is None else None  # McNemar's power
+    power = _power(effect, settings.power, len(keys), psi, sd, alpha)
     decided = non_inferiority(bound, policy.margin, alpha)
     return Comparison(
         task=task,
@@ -255,6 +283,8 @@ def compare_pair(
         discordant=Discordant(**vars(table)) if table else None,
         flip_rate=table.flip_rate if table else None,
         agreement=1 - table.flip_rate if table else None,
+        clusters=clustered.clusters if clustered else None,
+        cluster_by=policy.cluster_by if clustered else None,
         non_inferiority=NonInferiorityResult(**vars(decided), source=policy.margin_source),
         equivalence=EquivalenceResult(**vars(equivalence)) if equivalence else None,
         power=power,
@@ -303,7 +333,7 @@ def remargin(c: Comparison, margin: float, source: str, effect: float | None = N
     ``remargin(c, m, s)`` equals building the comparison with margin ``m`` from the samples."""
     ni = c.non_inferiority
     decided = non_inferiority(ni.lower_bound, margin, ni.alpha)
-    psi = c.flip_rate if c.discordant is not None else None
+    psi = c.flip_rate if _mcnemar_power(c) else None
     power = _power(effect or margin, c.power.target, c.n, psi, _sd_of_differences(c), ni.alpha)
     updated = c.model_copy(
         update={"non_inferiority": NonInferiorityResult(**vars(decided), source=source), "power": power}
@@ -313,10 +343,16 @@ def remargin(c: Comparison, margin: float, source: str, effect: float | None = N
     return updated.model_copy(update={"reading": reading(updated, c.p_adjusted, ni.alpha)})
 
 
+def _mcnemar_power(c: Comparison) -> bool:
+    """Whether a comparison's power is McNemar's (right/wrong scores, samples independent)."""
+    return c.discordant is not None and c.clusters is None
+
+
 def _sd_of_differences(c: Comparison) -> float:
-    """The standard deviation of a mean comparison's paired differences, recovered from its minimum
-    detectable effect (``mde = (z_{1-alpha/2} + z_power) sd / sqrt(n)``); NaN for other comparisons."""
-    if c.method != MEAN_METHOD or c.power.mde is None:
+    """The standard deviation of a mean comparison's paired differences (for a clustered one, the one
+    its cluster-robust standard error implies), recovered from its minimum detectable effect
+    (``mde = (z_{1-alpha/2} + z_power) sd / sqrt(n)``); NaN for McNemar and aggregate comparisons."""
+    if _mcnemar_power(c) or c.power.mde is None:
         return float("nan")
     scale = pw.paired_mean_mde(1.0, c.n, c.non_inferiority.alpha, c.power.target)
     return c.power.mde / scale
@@ -481,7 +517,8 @@ def compare_runs(
     config = merged.config.model_copy(update={"stats": settings})
     names = [m.name for m in config.models]
     extra_pairs = [parse_pair(text, names) for text in pair_texts]
-    plan = plan_for(config, merged.results, source)
+    clusters = {task: entry.cluster_by for task, entry in runs[0].manifest.tasks.items()}
+    plan = plan_for(config, merged.results, source, clusters)
     pairs = tuple(dict.fromkeys([*plan.pairs, *extra_pairs]))
     plan = replace(plan, pairs=pairs, token_shift=merged.token_shift, routing=merged.routing)
     comparisons, skipped = build_comparisons(plan, merged.results, merged.samples, config.run.seed)

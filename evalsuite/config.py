@@ -276,6 +276,7 @@ class StatsSettings(StrictModel):
     power: float = Field(0.8, gt=0, lt=1)
     effect: float | None = Field(None, gt=0)  # effect whose required n is reported; default: margin
     adjust: Literal["holm", "bh"] = "holm"
+    mcnemar: Literal["mid-p", "exact"] = "mid-p"  # the paired test of right/wrong scores
     resamples: int = Field(10_000, ge=100)
     interval_resamples: int = Field(2000, ge=100)  # bootstrap resamples of task and probe intervals
     all_pairs: bool = False

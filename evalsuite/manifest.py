@@ -126,6 +126,7 @@ class TaskEntry(_Entry):
     limit: int | None  # the config's limit (None: every document)
     samples: int  # documents per model: check_records counts the records against it
     primary_metric: str | None = None  # the metric comparisons and the report lead with
+    cluster_by: str | None = None  # the document field grouping dependent samples, as the run resolved it
 
 
 class ProbeEntry(_Entry):

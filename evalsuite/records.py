@@ -233,6 +233,8 @@ class Comparison(_Record):
     discordant: Discordant | None = None
     flip_rate: float | None = None
     agreement: float | None = None
+    clusters: int | None = None  # clusters of a cluster-robust comparison (None: samples independent)
+    cluster_by: str | None = None  # the document field that groups them
     non_inferiority: NonInferiorityResult
     equivalence: EquivalenceResult | None = None
     power: PowerResult

@@ -242,7 +242,7 @@ def execute(
             shift.release(base)
     if store is not None:
         store.close()
-    comparison_plan = plan_for(config, results)
+    comparison_plan = plan_for(config, results, clusters={p.spec.name: p.cluster_by for p in plan.tasks})
     comparison_plan = replace(comparison_plan, token_shift=shift.measured, routing=shift.routing)
     comparisons, skipped = build_comparisons(comparison_plan, results, samples, config.run.seed)
     written = Counter((r.model, r.task) for r in samples)
@@ -257,6 +257,7 @@ def execute(
                 limit=p.limit,
                 samples=len({i.doc_id for i in p.instances}),
                 primary_metric=p.primary_metric,
+                cluster_by=cluster_field(config, p),
             )
             for p in plan.tasks
         },
@@ -315,6 +316,12 @@ def evaluate_model(
         progress.unit_finished(result)
         samples.extend(records)
         results.append(result)
+
+
+def cluster_field(config: RunConfig, prepared: PreparedTask) -> str | None:
+    """The document field grouping a task's dependent samples: the config's, else the task file's."""
+    listed = config.task(prepared.spec.name)
+    return (listed.cluster_by if listed is not None else None) or prepared.cluster_by
 
 
 def chunk_size(model: ModelConfig) -> int:

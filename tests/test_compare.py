@@ -48,6 +48,7 @@ def scripted_run(
     expect: int = 0,
     gates: dict[str, Any] | None = None,
     noise: Sequence[str] = (),
+    tasks: Sequence[Any] = ("quickstart_mc",),
     **stats: Any,
 ) -> Path:
     """A run of replay models (``base`` the baseline of the others; those in ``noise`` noise floors)."""
@@ -67,7 +68,7 @@ def scripted_run(
         "run": {"name": name, "output_dir": str(folder / "out"), "data_dir": str(data_dir)},
         "stats": {"resamples": 2000, **stats},
         "models": entries,
-        "tasks": ["quickstart_mc"],
+        "tasks": list(tasks),
     }
     if gates is not None:
         config["gates"] = gates
@@ -100,13 +101,59 @@ def test_binary_comparison_matches_the_scripted_flips(run_dir: Path) -> None:
     assert worse["baseline_value"] == pytest.approx(30 / DOCS) and worse["variant_value"] == pytest.approx(
         23 / DOCS
     )
-    expected_p = mcnemar([[22, 8], [1, 9]], exact=True).pvalue
-    assert worse["p_value"] == pytest.approx(expected_p, abs=1e-12)
+    # mid-p McNemar by hand: b = 8, c = 1, 2 (P(X < 1) + P(X = 1) / 2) for X ~ Binomial(9, 1/2)
+    assert worse["p_value"] == pytest.approx(22 / 1024, abs=1e-12)
+    assert worse["method"].startswith("mid-p McNemar")
+    assert worse["clusters"] is None
     assert worse["flip_rate"] == pytest.approx(9 / DOCS) and worse["agreement"] == pytest.approx(31 / DOCS)
     assert worse["ci_low"] < worse["difference"] < worse["ci_high"] < 0
     assert worse["non_inferiority"]["non_inferior"] is False
     assert worse["shift"]["top1_agreement"] == pytest.approx(31 / DOCS)
     assert worse["shift"]["choice_kl"] > 0
+
+
+def test_the_exact_mcnemar_test_on_request(data_dir: Path, tmp_path: Path) -> None:
+    run = scripted_run(tmp_path, data_dir, {"base": BASE, "worse": WORSE}, mcnemar="exact")
+    worse = comparisons(run)["worse"]
+    assert worse["p_value"] == pytest.approx(mcnemar([[22, 8], [1, 9]], exact=True).pvalue, abs=1e-12)
+    assert worse["method"].startswith("exact McNemar")
+    assert worse["ci_low"] < worse["difference"] < worse["ci_high"]  # p = 0.039: the interval excludes 0
+    assert worse["ci_high"] < 0
+
+
+def test_a_clustered_task_is_compared_with_a_cluster_robust_paired_test(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import statsmodels.api as sm
+
+    tasks = [{"name": "quickstart_mc", "cluster_by": "answer"}]  # 4 clusters: the right option's place
+    run = scripted_run(tmp_path, data_dir, {"base": BASE, "worse": WORSE}, tasks=tasks)
+    worse = comparisons(run)["worse"]
+    rows = Path(__file__).parents[1] / "tasks" / "quickstart" / "mc.jsonl"
+    answers = [json.loads(line)["answer"] for line in rows.read_text(encoding="utf-8").splitlines()]
+    differences = np.array([(i in WORSE) - (i in BASE) for i in range(DOCS)], dtype=float)
+    fitted = sm.OLS(differences, np.ones((DOCS, 1))).fit(
+        cov_type="cluster", cov_kwds={"groups": np.array(answers)}, use_t=True
+    )
+    assert worse["clusters"] == 4 and worse["cluster_by"] == "answer"
+    assert worse["method"].startswith("cluster-robust paired t")
+    assert worse["p_value"] == pytest.approx(float(fitted.pvalues[0]), rel=1e-9)
+    assert (worse["ci_low"], worse["ci_high"]) == pytest.approx(tuple(fitted.conf_int(0.05)[0]), rel=1e-9)
+    low = fitted.conf_int(0.10)[0][0]  # non-inferiority reads the lower end of the 90% interval
+    assert worse["non_inferiority"]["lower_bound"] == pytest.approx(low, rel=1e-9)
+    assert worse["discordant"]["baseline_only"] == 8  # the counts are still recorded
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["tasks"]["quickstart_mc"]["cluster_by"] == "answer"
+    # recomputed from the records alone, the comparison is the same
+    assert cli.main(["compare", str(run)]) == 0
+    capsys.readouterr()
+    again = comparisons(run)["worse"]
+    assert (again["p_value"], again["ci_low"], again["clusters"]) == (
+        worse["p_value"],
+        worse["ci_low"],
+        worse["clusters"],
+    )
 
 
 def test_identical_models_show_no_difference(run_dir: Path) -> None:

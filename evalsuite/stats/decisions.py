@@ -65,8 +65,8 @@ def tost_paired(differences: ArrayLike, margin: float, alpha: float) -> Equivale
 def interval_equivalence(low: float, high: float, margin: float, alpha: float) -> Equivalence:
     """Equivalence when the (1 - 2 alpha) interval of the difference lies inside (-margin, +margin).
 
-    The interval form of TOST; used for binary outcomes with Newcombe's interval, which stays honest where
-    a t-test on 0/1 differences does not (few or no discordant pairs).
+    The interval form of TOST; used for binary outcomes with the score interval, which stays honest where
+    a t-test on 0/1 differences does not (few or no discordant pairs), and with cluster-robust intervals.
     """
     return Equivalence(margin, alpha, INTERVAL, None, bool(-margin < low and high < margin))
 

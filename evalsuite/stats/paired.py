@@ -2,10 +2,18 @@
 
 Binary outcomes (correct / wrong):
 
-* exact McNemar test: a two-sided binomial test on the discordant pairs (b, c); no discordant pairs
-  means no evidence of a difference (p = 1), never a division by zero;
-* Newcombe's hybrid score interval (method 10 of Newcombe 1998) for the difference in proportions,
-  which keeps its coverage near the nominal level even with few discordant pairs.
+* McNemar's test on the discordant pairs (b, c): the mid-p test by default (Fagerland, Lydersen and
+  Laake, BMC Medical Research Methodology 13:91, 2013), whose size stays close to alpha where the exact
+  conditional test is very conservative (at high agreement, where quantized variants live); the exact
+  test on request. No discordant pairs means no evidence of a difference (p = 1);
+* the interval that agrees with that test: Tango's asymptotic score interval for the difference of
+  paired proportions (Tango, Statistics in Medicine 17:891, 1998), recommended by Fagerland et al.;
+  its score statistic at no difference is McNemar's. Where the score interval and the chosen McNemar
+  test disagree about zero (borderline cases), the statistic is rescaled by the test's normal-equivalent
+  quantile over its own value at zero, so that zero lies outside the interval exactly when p < 1 - level.
+
+Clustered samples (MMLU subjects): the mean paired difference with a cluster-robust (CR1) standard
+error and a t test and interval on G - 1 degrees of freedom (:func:`clustered_paired`).
 
 Continuous per-sample scores:
 
@@ -23,11 +31,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from evalsuite.stats.intervals import wilson_interval
+from evalsuite.stats.intervals import clustered_stderr
 
 FEW_DISTINCT = 64  # below this many distinct differences, bootstrap by multinomial counts
 
@@ -71,6 +80,9 @@ def discordance(baseline: ArrayLike, variant: ArrayLike) -> Discordance:
     )
 
 
+McNemarTest = Literal["mid-p", "exact"]
+
+
 def mcnemar_exact(table: Discordance) -> float:
     """Two-sided exact McNemar p-value: binomial test of b against b + c at 1/2."""
     from scipy import stats
@@ -80,20 +92,101 @@ def mcnemar_exact(table: Discordance) -> float:
     return float(stats.binomtest(table.baseline_only, table.flips, 0.5).pvalue)
 
 
-def newcombe_interval(table: Discordance, confidence: float = 0.95) -> tuple[float, float]:
-    """Newcombe's hybrid score interval for p(variant) - p(baseline) from paired binary outcomes."""
-    a, b, c, d, n = table.both, table.baseline_only, table.variant_only, table.neither, table.n
-    p_var, p_base = (a + c) / n, (a + b) / n
-    l_var, u_var = wilson_interval(a + c, n, confidence)
-    l_base, u_base = wilson_interval(a + b, n, confidence)
-    denominator = (a + b) * (c + d) * (a + c) * (b + d)
-    cross = a * d - b * c  # method 10 shrinks a positive a*d - b*c by n/2 (to no less than 0)
-    corrected = max(cross - n / 2, 0.0) if cross > 0 else cross
-    phi = corrected / math.sqrt(denominator) if denominator > 0 else 0.0
-    theta = p_var - p_base
-    below = (p_var - l_var) ** 2 - 2 * phi * (p_var - l_var) * (u_base - p_base) + (u_base - p_base) ** 2
-    above = (u_var - p_var) ** 2 - 2 * phi * (u_var - p_var) * (p_base - l_base) + (p_base - l_base) ** 2
-    return max(-1.0, theta - math.sqrt(max(below, 0.0))), min(1.0, theta + math.sqrt(max(above, 0.0)))
+def mcnemar_midp(table: Discordance) -> float:
+    """Two-sided mid-p McNemar p-value: the exact p-value less the probability of the observed b,
+    i.e. ``2 * (P(X < m) + P(X = m) / 2)`` for ``m = min(b, c)``, ``X ~ Binomial(b + c, 1/2)``."""
+    from scipy import stats
+
+    if table.flips == 0:
+        return 1.0
+    smaller = min(table.baseline_only, table.variant_only)
+    tail = stats.binom.cdf(smaller, table.flips, 0.5) - stats.binom.pmf(smaller, table.flips, 0.5) / 2
+    return float(min(1.0, 2 * tail))
+
+
+def mcnemar(table: Discordance, test: McNemarTest = "mid-p") -> float:
+    """The two-sided McNemar p-value of the named test."""
+    return mcnemar_midp(table) if test == "mid-p" else mcnemar_exact(table)
+
+
+def tango_statistic(table: Discordance, delta: float) -> float:
+    """Tango's score statistic for H0: p(variant) - p(baseline) = ``delta`` (decreasing in ``delta``).
+
+    ``(c - b - n delta) / sqrt(n (2 p_b + delta (1 - delta)))`` with ``p_b`` the maximum-likelihood
+    estimate of the baseline-only cell under H0, a root of a quadratic (Tango 1998, eq. 3). At
+    ``delta = 0`` it is McNemar's ``(c - b) / sqrt(b + c)``."""
+    b, c, n = table.baseline_only, table.variant_only, table.n
+    quad_a = 2 * n  # the quadratic a p^2 + b p + c = 0 whose positive root is p_b
+    quad_b = -b - c + (2 * n - c + b) * delta
+    quad_c = -b * delta * (1 - delta)
+    p_b = (math.sqrt(max(quad_b**2 - 4 * quad_a * quad_c, 0.0)) - quad_b) / (2 * quad_a)
+    variance = n * (2 * p_b + delta * (1 - delta))
+    excess = c - b - n * delta
+    if variance <= 0:
+        return 0.0 if excess == 0 else math.copysign(math.inf, excess)
+    return excess / math.sqrt(variance)
+
+
+def score_interval(table: Discordance, confidence: float, p_value: float) -> tuple[float, float]:
+    """Tango's score interval for ``p(variant) - p(baseline)``, agreeing with the test of ``p_value``.
+
+    The interval is every difference whose score statistic lies within the normal quantile. Where it
+    and the test disagree about zero, the statistic is scaled by ``z(p) / |T(0)|`` (``z(p)`` the normal
+    quantile whose two-sided p-value is the test's), so that zero is outside exactly when
+    ``p_value < 1 - confidence``; elsewhere the scale is 1 and the interval is Tango's own."""
+    from scipy import optimize, stats
+
+    if table.n == 0:
+        return -1.0, 1.0
+    z = float(stats.norm.isf((1 - confidence) / 2))
+    at_zero = tango_statistic(table, 0.0)
+    scale = 1.0
+    if at_zero != 0 and (p_value < 1 - confidence) != (abs(at_zero) > z):
+        scale = float(stats.norm.isf(p_value / 2)) / abs(at_zero)
+
+    def excess(delta: float, limit: float) -> float:
+        return scale * tango_statistic(table, delta) - limit
+
+    edge = 1.0 - 1e-12  # the statistic's quadratic is degenerate at exactly +-1
+    estimate = table.difference
+    low = -1.0 if excess(-edge, z) <= 0 else float(optimize.brentq(excess, -edge, estimate, args=(z,)))
+    high = 1.0 if excess(edge, -z) >= 0 else float(optimize.brentq(excess, estimate, edge, args=(-z,)))
+    return low, high
+
+
+def clustered_paired(
+    differences: ArrayLike, clusters: Sequence[object], confidence: float, one_sided_alpha: float
+) -> ClusteredPaired | None:
+    """The mean paired difference with a cluster-robust (CR1) standard error, its two-sided t test and
+    interval on G - 1 degrees of freedom, and the (1 - 2 alpha) interval non-inferiority reads its
+    bound from; None with fewer than two clusters. Samples in one cluster (an MMLU subject) move
+    together, and a test that counts them as independent finds differences that are not there."""
+    from scipy import stats
+
+    d = np.asarray(differences, dtype=np.float64)
+    stderr = clustered_stderr(d, clusters)
+    if stderr is None:
+        return None
+    groups = len(set(map(str, clusters)))
+    mean = float(d.mean())
+    degrees = groups - 1
+    flat = 1.0 if mean == 0 else 0.0  # every cluster moved by exactly the same amount
+    p = float(2 * stats.t.sf(abs(mean) / stderr, degrees)) if stderr > 0 else flat
+    half = float(stats.t.isf((1 - confidence) / 2, degrees)) * stderr
+    half_wide = float(stats.t.isf(one_sided_alpha, degrees)) * stderr
+    return ClusteredPaired(
+        mean, stderr, groups, p, (mean - half, mean + half), (mean - half_wide, mean + half_wide)
+    )
+
+
+@dataclass(frozen=True)
+class ClusteredPaired:
+    mean: float
+    stderr: float
+    clusters: int
+    p_value: float
+    interval: tuple[float, float]  # at the requested confidence
+    one_sided: tuple[float, float]  # the (1 - 2 alpha) interval
 
 
 def bootstrap_mean_differences(

@@ -41,7 +41,7 @@ def comparison(task: str, metric: str, baseline: str, variant: str, shift: float
         metric=metric,
         baseline=baseline,
         variant=variant,
-        method="exact McNemar; Newcombe hybrid score interval",
+        method="mid-p McNemar; Tango score interval agreeing with it",
         n=200,
         higher_is_better=True,
         baseline_value=0.5,

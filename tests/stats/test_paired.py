@@ -1,4 +1,5 @@
-"""Paired comparisons: McNemar, Newcombe's interval, paired bootstrap and permutation, against references."""
+"""Paired comparisons: McNemar (mid-p and exact), Tango's score interval, the cluster-robust paired test,
+paired bootstrap and permutation, against references."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from evalsuite.stats.paired import (
     Discordance,
     bootstrap_interval_of_mean,
     bootstrap_mean_differences,
+    clustered_paired,
     discordance,
     mcnemar_exact,
-    newcombe_interval,
+    mcnemar_midp,
     permutation_pvalue,
+    score_interval,
+    tango_statistic,
 )
 
 Array = NDArray[np.float64]
@@ -28,40 +32,6 @@ Array = NDArray[np.float64]
 def statsmodels_mcnemar(table: Discordance) -> float:
     matrix = [[table.both, table.baseline_only], [table.variant_only, table.neither]]
     return float(mcnemar(matrix, exact=True).pvalue)
-
-
-def wilson(x: int, n: int, z: float) -> tuple[float, float]:
-    """Wilson score interval written out (Newcombe 1998, method 3)."""
-    p = x / n
-    centre = 2 * n * p + z**2
-    spread = z * math.sqrt(z**2 + 4 * n * p * (1 - p))
-    return (centre - spread) / (2 * (n + z**2)), (centre + spread) / (2 * (n + z**2))
-
-
-def newcombe_by_hand(a: int, b: int, c: int, d: int, confidence: float) -> tuple[float, float]:
-    """Method 10 of Newcombe (1998, Stat Med 17:2635), for p2 - p1 = (a + c)/n - (a + b)/n.
-
-    phi is the correlation of the two margins with a*d - b*c shrunk towards 0 by n/2 when positive.
-    """
-    n = a + b + c + d
-    z = stats.norm.ppf(0.5 + confidence / 2)
-    p1, p2 = (a + b) / n, (a + c) / n
-    l1, u1 = wilson(a + b, n, z)
-    l2, u2 = wilson(a + c, n, z)
-    product = (a + b) * (c + d) * (a + c) * (b + d)
-    cross = a * d - b * c
-    if product == 0:
-        phi = 0.0
-    elif cross > n / 2:
-        phi = (cross - n / 2) / math.sqrt(product)
-    elif cross >= 0:
-        phi = 0.0
-    else:
-        phi = cross / math.sqrt(product)
-    delta = p2 - p1
-    low = delta - math.sqrt((p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2)
-    high = delta + math.sqrt((u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2)
-    return low, high
 
 
 def exact_sign_flip_pvalue(differences: Array) -> float:
@@ -114,55 +84,136 @@ def test_mcnemar_exact_edge_cases_match_statsmodels(table: Discordance) -> None:
         assert p == pytest.approx(2 * 0.5**table.variant_only)
 
 
-def test_newcombe_reproduces_the_published_example() -> None:
-    # Cavo et al. (2012) in Fagerland, Lydersen & Laake (2014, ch. 8; R package contingencytables):
-    # rows = before, columns = after, [[59, 6], [16, 80]]; Newcombe square-and-add for p(before) - p(after):
-    # estimate -0.0621, 95% CI -0.1186 to -0.0046. Here baseline = before, variant = after, so negated.
-    table = Discordance(both=59, baseline_only=6, variant_only=16, neither=80)
-    low, high = newcombe_interval(table, 0.95)
-    assert table.difference == pytest.approx(0.0621, abs=5e-5)
-    assert low == pytest.approx(0.0046, abs=5e-5)
-    assert high == pytest.approx(0.1186, abs=5e-5)
+CAVO = Discordance(both=59, baseline_only=6, variant_only=16, neither=80)  # before = baseline
+BENTUR = Discordance(both=1, baseline_only=1, variant_only=7, neither=12)
+
+
+def test_midp_reproduces_the_published_examples() -> None:
+    # Fagerland, Lydersen & Laake (2014, ch. 8; R package contingencytables, tests/testthat/test-ch8.R):
+    # complete response before and after consolidation therapy (Cavo et al. 2012): mid-P = 0.034690.
+    assert mcnemar_midp(CAVO) == pytest.approx(0.034690, abs=5e-7)
+    # Airway hyper-responsiveness (Bentur et al. 2009), b = 1, c = 7: by hand over Binomial(8, 1/2),
+    # exact 2 (1 + 8) / 256 and mid-p 2 (1 + 8 / 2) / 256.
+    assert mcnemar_exact(BENTUR) == pytest.approx(18 / 256, abs=1e-12)
+    assert mcnemar_midp(BENTUR) == pytest.approx(10 / 256, abs=1e-12)
 
 
 @pytest.mark.parametrize(
-    ("a", "b", "c", "d"),
-    [(59, 6, 16, 80), (1, 1, 7, 12), (14, 5, 0, 22), (500, 40, 55, 405), (3, 20, 2, 4), (0, 5, 9, 0)],
+    ("b", "c", "expected"),
+    [
+        (0, 5, 1 / 32),
+        (5, 0, 1 / 32),
+        (1, 5, 8 / 64),
+        (2, 8, 67 / 1024),
+        (4, 4, 1.0),
+        (0, 0, 1.0),
+        (0, 1, 0.5),
+    ],
 )
+def test_midp_by_hand(b: int, c: int, expected: float) -> None:
+    # 2 (P(X < m) + P(X = m) / 2) for m = min(b, c), X ~ Binomial(b + c, 1/2), capped at 1
+    table = Discordance(10, b, c, 10)
+    assert mcnemar_midp(table) == pytest.approx(expected, abs=1e-12)
+    assert paired.mcnemar(table) == mcnemar_midp(table)
+    assert paired.mcnemar(table, "exact") == mcnemar_exact(table)
+
+
+def test_midp_is_never_above_the_exact_p() -> None:
+    for b, c in itertools.product(range(25), repeat=2):
+        table = Discordance(0, b, c, 0)
+        assert mcnemar_midp(table) <= mcnemar_exact(table) + 1e-12
+
+
+def test_tango_reproduces_the_published_example() -> None:
+    # Same source as above: Tango asymptotic score CI for p(before) - p(after) = -0.0621 (95% CI -0.1240
+    # to -0.0054); baseline = before here, so the interval of variant - baseline is its mirror image.
+    low, high = score_interval(CAVO, 0.95, mcnemar_midp(CAVO))
+    assert low == pytest.approx(0.0054, abs=5e-5)
+    assert high == pytest.approx(0.1240, abs=5e-5)
+
+
+def likelihood_score(table: Discordance, delta: float) -> float:
+    """Tango's statistic with the restricted maximum-likelihood estimate found numerically: maximize
+    b log p_b + c log(p_b + delta) + (a + d) log(1 - 2 p_b - delta) over p_b, then
+    (c - b - n delta) / sqrt(n (p_b + p_c - delta^2))."""
+    from scipy import optimize
+
+    a, b, c, d, n = table.both, table.baseline_only, table.variant_only, table.neither, table.n
+
+    def minus_log_likelihood(p_b: float) -> float:
+        p_c, rest = p_b + delta, 1 - 2 * p_b - delta
+        return -(b * math.log(p_b) + c * math.log(p_c) + (a + d) * math.log(rest))
+
+    low, high = max(0.0, -delta) + 1e-12, (1 - delta) / 2 - 1e-12
+    p_b = optimize.minimize_scalar(minus_log_likelihood, bounds=(low, high), method="bounded").x
+    variance = n * (p_b + (p_b + delta) - delta**2)
+    return (c - b - n * delta) / math.sqrt(variance)
+
+
+@pytest.mark.parametrize("table", [CAVO, BENTUR, Discordance(500, 40, 55, 405), Discordance(3, 20, 2, 4)])
+@pytest.mark.parametrize("delta", [-0.3, -0.05, 0.02, 0.1, 0.4])
+def test_tango_statistic_matches_a_numerically_maximized_likelihood(table: Discordance, delta: float) -> None:
+    assert tango_statistic(table, delta) == pytest.approx(likelihood_score(table, delta), rel=1e-4)
+
+
+def test_tango_statistic_at_zero_is_mcnemars() -> None:
+    assert tango_statistic(BENTUR, 0.0) == pytest.approx(6 / math.sqrt(8), abs=1e-12)
+    assert tango_statistic(CAVO, 0.0) == pytest.approx(10 / math.sqrt(22), abs=1e-12)
+
+
+@pytest.mark.parametrize("test", ["mid-p", "exact"])
 @pytest.mark.parametrize("confidence", [0.9, 0.95])
-def test_newcombe_matches_the_formula_written_by_hand(
-    a: int, b: int, c: int, d: int, confidence: float
-) -> None:
-    expected = newcombe_by_hand(a, b, c, d, confidence)
-    assert newcombe_interval(Discordance(a, b, c, d), confidence) == pytest.approx(expected, abs=1e-9)
+def test_the_interval_excludes_zero_exactly_when_the_test_rejects(test: str, confidence: float) -> None:
+    n = 40
+    disagreements = 0
+    for b in range(n + 1):
+        for c in range(n + 1 - b):
+            rest = n - b - c
+            table = Discordance(rest // 2, b, c, rest - rest // 2)
+            p = paired.mcnemar(table, "exact" if test == "exact" else "mid-p")
+            low, high = score_interval(table, confidence, p)
+            assert (low > 0 or high < 0) == (p < 1 - confidence), (b, c, p, low, high)
+            assert low <= table.difference <= high
+            z = stats.norm.isf((1 - confidence) / 2)
+            disagreements += (abs(tango_statistic(table, 0.0)) > z) != (p < 1 - confidence)
+    assert disagreements > 0  # the rescaling was exercised: Tango's own interval disagrees somewhere
 
 
-def test_newcombe_interval_properties() -> None:
+def test_score_interval_properties() -> None:
     rng = np.random.default_rng(1)
     for _ in range(200):
         a, b, c, d = (int(v) for v in rng.multinomial(int(rng.integers(5, 400)), rng.dirichlet(np.ones(4))))
         table = Discordance(a, b, c, d)
-        low, high = newcombe_interval(table)
+        p = mcnemar_midp(table)
+        low, high = score_interval(table, 0.95, p)
         assert -1.0 <= low <= table.difference <= high <= 1.0
-        swapped = newcombe_interval(Discordance(a, c, b, d))
-        assert swapped == pytest.approx((-high, -low), abs=1e-12)
-        narrower = newcombe_interval(table, 0.8)
-        assert low <= narrower[0] <= narrower[1] <= high
+        swapped = score_interval(Discordance(a, c, b, d), 0.95, p)
+        assert swapped == pytest.approx((-high, -low), abs=1e-7)
+        narrower = score_interval(table, 0.8, p)
+        assert low <= narrower[0] + 1e-9 and narrower[1] <= high + 1e-9
 
 
-@pytest.mark.parametrize(
-    "table", [Discordance(30, 0, 0, 20), Discordance(50, 0, 0, 0), Discordance(0, 0, 0, 9)]
-)
-def test_newcombe_without_discordant_pairs_is_symmetric_about_zero(table: Discordance) -> None:
-    low, high = newcombe_interval(table)
-    assert low < 0.0 < high
-    assert low == pytest.approx(-high, abs=1e-12)
-    margin_low, margin_high = wilson(table.both, table.n, 1.959963984540054)
-    p = table.both / table.n
-    if table.both in (0, table.n):  # one margin's Wilson half-width on its open side, nothing more
-        assert high == pytest.approx(max(p - margin_low, margin_high - p), abs=1e-9)
-    else:  # strongly correlated margins: narrower than either Wilson interval
-        assert high < min(p - margin_low, margin_high - p)
+def test_clustered_paired_matches_statsmodels_cluster_robust_ols() -> None:
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(7)
+    groups = np.repeat(np.arange(12), 15)
+    d = rng.choice([-1.0, 0.0, 1.0], p=[0.1, 0.75, 0.15], size=groups.size) + 0.0
+    fitted = sm.OLS(d, np.ones((d.size, 1))).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+    result = clustered_paired(d, groups.tolist(), 0.95, 0.05)
+    assert result is not None
+    assert result.clusters == 12
+    assert result.mean == pytest.approx(float(fitted.params[0]), abs=1e-12)
+    assert result.stderr == pytest.approx(float(fitted.bse[0]), rel=1e-9)
+    assert result.p_value == pytest.approx(float(fitted.pvalues[0]), rel=1e-9)
+    low, high = fitted.conf_int(0.05)[0]
+    assert result.interval == pytest.approx((low, high), rel=1e-9)
+    wide_low, wide_high = fitted.conf_int(0.10)[0]
+    assert result.one_sided == pytest.approx((wide_low, wide_high), rel=1e-9)
+
+
+def test_clustered_paired_needs_two_clusters() -> None:
+    assert clustered_paired([1.0, 0.0, -1.0], ["a", "a", "a"], 0.95, 0.05) is None
 
 
 def test_bootstrap_paths_give_the_same_distribution(monkeypatch: pytest.MonkeyPatch) -> None:

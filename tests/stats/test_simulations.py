@@ -15,10 +15,14 @@ from evalsuite.stats.decisions import non_inferiority
 from evalsuite.stats.intervals import mean_interval, mean_stderr, wilson_interval
 from evalsuite.stats.paired import (
     Discordance,
+    McNemarTest,
     bootstrap_interval_of_mean,
-    mcnemar_exact,
-    newcombe_interval,
+    clustered_paired,
+    discordance,
+    mcnemar,
+    mcnemar_midp,
     permutation_pvalue,
+    score_interval,
 )
 from evalsuite.stats.power import mcnemar_power
 
@@ -38,15 +42,30 @@ def simulated_tables(seed: int, simulations: int, n: int, cells: list[float]) ->
     return [Discordance(*(int(v) for v in row)) for row in counts]
 
 
-def mcnemar_rejection_rate(tables: list[Discordance]) -> float:
+def mcnemar_rejection_rate(tables: list[Discordance], test: McNemarTest = "mid-p") -> float:
     pvalues: dict[tuple[int, int], float] = {}  # the p-value depends on (b, c) only; many tables repeat them
     rejected = 0
     for table in tables:
         key = (table.baseline_only, table.variant_only)
         if key not in pvalues:
-            pvalues[key] = mcnemar_exact(table)
+            pvalues[key] = mcnemar(table, test)
         rejected += pvalues[key] < ALPHA
     return rejected / len(tables)
+
+
+def agreement_cells(accuracy: float, agreement: float, difference: float = 0.0) -> list[float]:
+    """(both, baseline only, variant only, neither) for a baseline of ``accuracy``, a share ``agreement``
+    of samples answered alike, and ``difference`` = p(variant) - p(baseline)."""
+    flips = 1 - agreement
+    baseline_only, variant_only = (flips - difference) / 2, (flips + difference) / 2
+    both = accuracy - baseline_only
+    return [both, baseline_only, variant_only, 1 - both - baseline_only - variant_only]
+
+
+def midp_and_exact_rates(n: int, agreement: float, difference: float, seed: int) -> tuple[float, float]:
+    """(mid-p, exact) rejection rates over 3,000 simulated comparisons, base accuracy 0.6."""
+    tables = simulated_tables(seed, 3000, n, agreement_cells(0.6, agreement, difference))
+    return mcnemar_rejection_rate(tables, "mid-p"), mcnemar_rejection_rate(tables, "exact")
 
 
 def exchangeable_scores(rng: np.random.Generator, n: int, shift: float) -> tuple[Array, Array]:
@@ -92,13 +111,14 @@ def wilson_coverage() -> float:
     return float(np.mean((bounds[successes, 0] <= p) & (p <= bounds[successes, 1])))
 
 
-def newcombe_coverage() -> float:
-    cells = [0.5, 0.08, 0.14, 0.28]  # true difference c - b = 0.06
+def score_coverage(cells: list[float], n: int, seed: int) -> float:
+    """How often the score interval agreeing with the mid-p test covers the true difference c - b."""
+    truth = cells[2] - cells[1]
     covered = 0
-    tables = simulated_tables(31, 4000, 300, cells)
+    tables = simulated_tables(seed, 4000, n, cells)
     for table in tables:
-        low, high = newcombe_interval(table, 0.95)
-        covered += low <= 0.06 <= high
+        low, high = score_interval(table, 0.95, mcnemar_midp(table))
+        covered += low <= truth <= high
     return covered / len(tables)
 
 
@@ -127,13 +147,13 @@ def non_inferiority_error(margin: float = 0.05) -> float:
     tables = simulated_tables(40, 4000, 1000, cells)
     declared = 0
     for table in tables:
-        low, _ = newcombe_interval(table, 1 - 2 * ALPHA)
+        low, _ = score_interval(table, 1 - 2 * ALPHA, mcnemar_midp(table))
         declared += non_inferiority(low, margin, ALPHA).non_inferior
     return declared / len(tables)
 
 
 def paired_and_unpaired_power() -> tuple[float, float]:
-    """(exact McNemar, unpaired two-proportion z-test) power: 5 points at n = 1000, 70% agreement."""
+    """(mid-p McNemar, unpaired two-proportion z-test) power: 5 points at n = 1000, 70% agreement."""
     tables = simulated_tables(50, 2000, 1000, [0.55, 0.125, 0.175, 0.15])
     unpaired = 0
     for table in tables:
@@ -142,12 +162,66 @@ def paired_and_unpaired_power() -> tuple[float, float]:
     return mcnemar_rejection_rate(tables), unpaired / len(tables)
 
 
-@pytest.mark.parametrize("rho", [0.0, 0.5])
-def test_mcnemar_false_positive_rate(rho: float) -> None:
-    # The exact (conditional) test is conservative when few pairs are discordant. At n = 500 and p = 0.7,
-    # about 105 (rho 0.5) or 210 (rho 0) pairs are discordant and its exact size is 0.040 or 0.043:
-    # inside [0.03, 0.07]. 10,000 simulated comparisons (sd of the rate 0.002).
-    assert 0.03 <= mcnemar_null_rate(rho) <= 0.07
+def clustered_null_rates(simulations: int = 2000) -> tuple[float, float]:
+    """(cluster-robust paired t, mid-p McNemar) false-positive rates when the variant's effect varies by
+    cluster and averages zero: 30 clusters of 20 samples, base accuracy 0.6, each cluster's effect drawn
+    from N(0, 0.1^2) (clipped to +-0.3), applied by turning wrong answers right (or right ones wrong)."""
+    rng = np.random.default_rng(60)
+    clusters, size = 30, 20
+    labels = np.repeat(np.arange(clusters), size)
+    robust = plain = 0
+    for _ in range(simulations):
+        baseline = rng.random(clusters * size) < 0.6
+        effect = np.clip(rng.normal(0.0, 0.1, clusters), -0.3, 0.3)[labels]
+        chance = rng.random(clusters * size)
+        gained = ~baseline & (effect > 0) & (chance < effect / 0.4)
+        lost = baseline & (effect < 0) & (chance < -effect / 0.6)
+        variant = (baseline | gained) & ~lost
+        result = clustered_paired(variant.astype(float) - baseline, labels.tolist(), 0.95, ALPHA)
+        assert result is not None
+        robust += result.p_value < ALPHA
+        plain += mcnemar(discordance(baseline, variant)) < ALPHA
+    return robust / simulations, plain / simulations
+
+
+def test_mcnemar_false_positive_rate_at_high_discordance() -> None:
+    # n = 500, p = 0.7: about 105 (rho 0.5) or 210 (rho 0) pairs are discordant; mid-p's exact size there
+    # is 0.048 / 0.049. 10,000 simulated comparisons (sd of the rate 0.002).
+    for rho in (0.0, 0.5):
+        assert 0.03 <= mcnemar_null_rate(rho) <= 0.06
+
+
+# The exact size of each test, summed over every table (b + c ~ Binomial(n, 1 - agreement), b | b + c ~
+# Binomial(b + c, 1/2)), for reference (alpha 0.05):
+#
+#   n     agreement  mid-p   exact        n     agreement  mid-p   exact
+#   100   0.70       0.0450  0.0307       300   0.97       0.0397  0.0203
+#   100   0.90       0.0412  0.0220       1000  0.70       0.0498  0.0437
+#   100   0.97       0.0088  0.0020       1000  0.90       0.0490  0.0395
+#   300   0.70       0.0489  0.0389       1000  0.97       0.0452  0.0309
+#   300   0.90       0.0452  0.0308
+#
+# At n = 100 and 97% agreement three pairs are discordant on average. A test that conditions on the
+# discordant pairs cannot reject with four or fewer (the smallest mid-p p-value with four is 0.0625),
+# and more than four occur in 18% of comparisons: no such test can reach a size of 0.03 there.
+@pytest.mark.parametrize("n", [100, 300, 1000])
+@pytest.mark.parametrize("agreement", [0.7, 0.9, 0.97])
+def test_midp_false_positive_rate(n: int, agreement: float) -> None:
+    midp, exact = midp_and_exact_rates(n, agreement, 0.0, seed=n + int(agreement * 100))
+    assert midp <= 0.06  # 3,000 comparisons: sd of the rate about 0.004
+    assert midp >= exact
+    if (n, agreement) != (100, 0.97):
+        assert midp >= 0.03
+    else:
+        assert midp >= 0.004  # exact size 0.0088; the exact test's 0.0020
+
+
+@pytest.mark.parametrize(
+    ("n", "agreement", "difference"), [(100, 0.9, 0.06), (300, 0.97, 0.02), (1000, 0.9, 0.02)]
+)
+def test_midp_is_at_least_as_powerful_as_the_exact_test(n: int, agreement: float, difference: float) -> None:
+    midp, exact = midp_and_exact_rates(n, agreement, difference, seed=70 + n)
+    assert midp >= exact + 0.03  # a real gain where the variant differs, not a tie
 
 
 def test_permutation_false_positive_rate() -> None:
@@ -163,8 +237,23 @@ def test_wilson_coverage() -> None:
     assert 0.93 <= wilson_coverage() <= 0.97  # exact coverage at n = 200, p = 0.3: 0.9466
 
 
-def test_newcombe_coverage() -> None:
-    assert 0.93 <= newcombe_coverage() <= 0.97
+@pytest.mark.parametrize(
+    ("cells", "n", "seed"),
+    [
+        ([0.5, 0.08, 0.14, 0.28], 300, 31),  # difference +0.06, 22% discordant
+        (agreement_cells(0.6, 0.97, -0.02), 300, 34),  # high agreement, variant 2 points worse
+        (agreement_cells(0.6, 0.9, 0.05), 100, 35),
+        (agreement_cells(0.6, 0.7, 0.0), 1000, 36),
+    ],
+)
+def test_score_interval_coverage(cells: list[float], n: int, seed: int) -> None:
+    assert 0.93 <= score_coverage(cells, n, seed) <= 0.97
+
+
+def test_clustered_paired_false_positive_rate() -> None:
+    robust, plain = clustered_null_rates()
+    assert 0.03 <= robust <= 0.07
+    assert plain > 0.15  # McNemar counts 600 samples as independent and finds differences that are not there
 
 
 def test_paired_bootstrap_coverage() -> None:
