@@ -6,6 +6,7 @@
 ``decisions``   non-inferiority, equivalence (TOST), Holm and Benjamini-Hochberg adjustment
 ``power``       minimum detectable effects and required sample sizes
 ``shift``       KL divergence and agreement between a base model and its variant
+``sequential``  anytime-valid confidence sequences (betting) to stop a paired comparison once settled
 """
 
 from evalsuite.stats.intervals import Interval, clustered_stderr, mean_interval, mean_stderr, wilson_interval
