@@ -37,6 +37,7 @@ from evalsuite.records import (
     NonInferiorityResult,
     PowerResult,
     SampleRecord,
+    SequentialResult,
     ShiftResult,
     SkippedComparison,
     TaskResult,
@@ -125,13 +126,15 @@ def plan_for(
     results: Sequence[TaskResult],
     margin_source: str = STATS_MARGIN,
     clusters: Mapping[str, str | None] | None = None,
+    primary: Mapping[str, str | None] | None = None,
 ) -> Plan:
-    """Pairs and per-task policies from a run's config and its primary metrics; the margins of its
-    non-inferiority gates apply to the comparisons they judge. ``margin_source`` names where
-    ``config.stats.margin`` came from; ``clusters`` gives each task's cluster field as the run resolved
-    it (the config's ``cluster_by``, else the task file's), the config's alone when not given."""
+    """Pairs and per-task policies from a run's config and its primary metrics (from ``results``, or
+    ``primary`` before there are any); the margins of its non-inferiority gates apply to the
+    comparisons they judge. ``margin_source`` names where ``config.stats.margin`` came from;
+    ``clusters`` gives each task's cluster field as the run resolved it (the config's ``cluster_by``,
+    else the task file's), the config's alone when not given."""
     settings = config.stats
-    primary = {r.task: r.primary_metric for r in results if r.primary_metric}
+    primary = {**(primary or {}), **{r.task: r.primary_metric for r in results if r.primary_metric}}
     policies = {}
     for task in config.tasks:
         metric = task.metric or primary.get(task.name)
@@ -461,6 +464,8 @@ class Merged:
     samples: list[SampleRecord]
     token_shift: dict[tuple[str, str], TokenKL]
     routing: dict[tuple[str, str], dict[tuple[str, int], float]] = field(default_factory=dict)
+    # where stats.sequential stopped each comparison: (task, baseline, variant) -> its result
+    sequential: dict[tuple[str, str, str], SequentialResult] = field(default_factory=dict)
 
 
 def merge_runs(runs: Sequence[RunDir]) -> Merged:
@@ -473,6 +478,7 @@ def merge_runs(runs: Sequence[RunDir]) -> Merged:
         raise DataError("two of the runs have the same name; compare runs with distinct names")
     models, results, samples, shift = [], [], [], {}
     routing: dict[tuple[str, str], dict[tuple[str, int], float]] = {}
+    stopped: dict[tuple[str, str, str], SequentialResult] = {}
     for run in runs:
         config = run.config
 
@@ -487,9 +493,12 @@ def merge_runs(runs: Sequence[RunDir]) -> Merged:
         samples += [s.model_copy(update={"model": rename(s.model)}) for s in run.samples]
         shift.update({(str(rename(b)), str(rename(v))): value for (b, v), value in run.token_shift.items()})
         routing.update({(str(rename(b)), str(rename(v))): value for (b, v), value in run.routing.items()})
+        for c in run.results.comparisons:
+            if c.sequential is not None:
+                stopped[(c.task, str(rename(c.baseline)), str(rename(c.variant)))] = c.sequential
     first = runs[0].config
     merged = first.model_copy(update={"models": tuple(models)})
-    return Merged(merged, results, samples, shift, routing)
+    return Merged(merged, results, samples, shift, routing, stopped)
 
 
 def parse_pair(text: str, names: Sequence[str]) -> tuple[str, str]:
@@ -521,5 +530,14 @@ def compare_runs(
     plan = plan_for(config, merged.results, source, clusters)
     pairs = tuple(dict.fromkeys([*plan.pairs, *extra_pairs]))
     plan = replace(plan, pairs=pairs, token_shift=merged.token_shift, routing=merged.routing)
+    looks = merged.config.stats.sequential  # how the runs were evaluated, whatever the new settings say
+    if merged.sequential and looks is not None:
+        from evalsuite import sequential
+
+        plan = sequential.remaining(plan, merged.sequential, looks.spend)
     comparisons, skipped = build_comparisons(plan, merged.results, merged.samples, config.run.seed)
+    if merged.sequential:
+        from evalsuite import sequential
+
+        comparisons = sequential.apply(comparisons, merged.sequential)
     return merged.results, comparisons, skipped

@@ -266,6 +266,15 @@ class RunSettings(StrictModel):
     answer_cache: bool = True  # keep every answer in <cache_dir>/evalsuite-cache.sqlite and reuse it
 
 
+class SequentialSettings(StrictModel):
+    """Sequential evaluation (docs/statistics.md): tasks are evaluated in looks of growing size, in a
+    seeded random order, and a comparison stops once its non-inferiority verdict is settled."""
+
+    first: int = Field(100, ge=10)  # documents in the first look
+    growth: float = Field(2.0, gt=1.0)  # each look has this many times the documents of the one before
+    spend: float = Field(0.5, gt=0.0, lt=1.0)  # share of alpha the early looks spend; the rest, the last
+
+
 class StatsSettings(StrictModel):
     """How results are summarised and models compared; per-task keys in ``tasks`` override these."""
 
@@ -277,6 +286,7 @@ class StatsSettings(StrictModel):
     effect: float | None = Field(None, gt=0)  # effect whose required n is reported; default: margin
     adjust: Literal["holm", "bh"] = "holm"
     mcnemar: Literal["mid-p", "exact"] = "mid-p"  # the paired test of right/wrong scores
+    sequential: SequentialSettings | None = None  # stop comparisons once settled; `sequential: {}`
     resamples: int = Field(10_000, ge=100)
     interval_resamples: int = Field(2000, ge=100)  # bootstrap resamples of task and probe intervals
     all_pairs: bool = False

@@ -292,6 +292,8 @@ def comparison_target(c: Comparison) -> str:
 
 def _judge_non_inferiority(label: str, gate: NonInferiorityGate, c: Comparison) -> Check:
     margin = gate.margin or c.non_inferiority.margin
+    if c.sequential is not None and c.sequential.status != "unsettled":
+        return _judge_sequential(label, margin, c)
     bound = c.non_inferiority.lower_bound
     sign = 1.0 if c.higher_is_better else -1.0
     best_case = max(sign * c.ci_low, sign * c.ci_high)  # the upper end of the improvement's interval
@@ -318,6 +320,30 @@ def _judge_non_inferiority(label: str, gate: NonInferiorityGate, c: Comparison) 
         target=target,
         status="inconclusive",
         reason=f"lower bound {bound:+.4f} is below -{margin:g} but the change may be smaller{extra}",
+    )
+
+
+def _judge_sequential(label: str, margin: float, c: Comparison) -> Check:
+    """A comparison ``stats.sequential`` stopped early, judged on its anytime-valid confidence sequence:
+    after optional stopping, the fixed-n interval would no longer hold its level."""
+    assert c.sequential is not None
+    seq = c.sequential
+    sign = 1.0 if c.higher_is_better else -1.0
+    low, high = sorted((sign * seq.low, sign * seq.high))  # of the improvement
+    shown = f"{seq.confidence:.0%} confidence sequence [{low:+.4f}, {high:+.4f}] after {seq.n} of {seq.of}"
+    if low > -margin:
+        return Check(
+            gate=label, target=comparison_target(c), status="pass", reason=f"{shown} lies above -{margin:g}"
+        )
+    if high < -margin:
+        return Check(
+            gate=label, target=comparison_target(c), status="fail", reason=f"{shown} lies below -{margin:g}"
+        )
+    return Check(
+        gate=label,
+        target=comparison_target(c),
+        status="inconclusive",
+        reason=f"{shown} straddles -{margin:g} (re-gated at another margin than it stopped at)",
     )
 
 

@@ -127,6 +127,8 @@ class TaskEntry(_Entry):
     samples: int  # documents per model: check_records counts the records against it
     primary_metric: str | None = None  # the metric comparisons and the report lead with
     cluster_by: str | None = None  # the document field grouping dependent samples, as the run resolved it
+    # documents each model answered, where stats.sequential stopped some early (None: every model, all)
+    evaluated: dict[str, int] | None = None
 
 
 class ProbeEntry(_Entry):

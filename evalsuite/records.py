@@ -204,6 +204,19 @@ class ShiftResult(_Record):
     routing_items: int = 0
 
 
+class SequentialResult(_Record):
+    """Where a sequential evaluation stopped a comparison, and why (docs/statistics.md)."""
+
+    status: Literal["non_inferior", "inferior", "unsettled"]
+    n: int  # pairs the decision rests on
+    of: int  # documents of the task
+    looks: list[int]  # documents evaluated at each look, up to the one that decided
+    low: float  # the anytime-valid confidence sequence of the difference (variant - baseline) at the stop
+    high: float
+    confidence: float  # its level: 1 - 2 alpha, so each one-sided error is at most alpha
+    reason: str
+
+
 class Comparison(_Record):
     """A paired comparison of a variant against its baseline on one task and metric."""
 
@@ -239,6 +252,7 @@ class Comparison(_Record):
     equivalence: EquivalenceResult | None = None
     power: PowerResult
     shift: ShiftResult | None = None
+    sequential: SequentialResult | None = None  # set when ``stats.sequential`` evaluated it in looks
     reading: str = ""
 
 

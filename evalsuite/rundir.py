@@ -351,6 +351,8 @@ def check_records(run: RunDir) -> None:
             entry = units[unit]
             if isinstance(entry, ProbeEntry) and entry.records is not None:
                 count = entry.records.get(model, 0)
+            if isinstance(entry, TaskEntry) and entry.evaluated is not None:  # stopped by stats.sequential
+                count = entry.evaluated.get(model, count)
             # a run written before the manifest kept each probe unit's records: at least its variants (an
             # attack adds records while it runs)
             legacy = isinstance(entry, ProbeEntry) and entry.records is None

@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from evalsuite import environment, gates
+from evalsuite import environment, gates, sequential
 from evalsuite.compare import build_comparisons, comparison_pairs, plan_for
 from evalsuite.config import ModelConfig, RunConfig
 from evalsuite.engine import Engine
@@ -37,7 +37,7 @@ from evalsuite.manifest import (
     TelemetryEntry,
 )
 from evalsuite.models import BACKENDS, LoadContext
-from evalsuite.models.base import PREFLIGHT
+from evalsuite.models.base import PREFLIGHT, Backend
 from evalsuite.models.lazy import LazyBackend, open_backend
 from evalsuite.models.telemetry import merge as telemetry_merge
 from evalsuite.outputs import write_outputs
@@ -47,6 +47,7 @@ from evalsuite.probes.registry import probe_for, probe_kind
 from evalsuite.records import (
     Results,
     SampleRecord,
+    SequentialResult,
     TaskResult,
     write_samples,
 )
@@ -221,30 +222,59 @@ def execute(
     shift = TokenShift(pairs, [text for text, _ in prompts], config.stats, [item for _, item in prompts])
     store = Store(plan.cache_dir) if config.run.answer_cache else None
     context = LoadContext(plan.cache_dir, config.run.seed, progress.note, store, dict(secrets or {}))
-    for model_config in config.models:
-        seed_everything(config.run.seed)
-        backend, identity = open_backend(model_config, context)
-        cache = AnswerCache(store, identity) if store is not None and identity is not None else None
-        engine = Engine(
-            backend, chunk_size=chunk_size(model_config), cache=cache, seed=config.run.seed, ranks=ranks
-        )
+    clusters = {p.spec.name: p.cluster_by for p in plan.tasks}
+    primary = {p.spec.name: p.primary_metric for p in plan.tasks}
+    settings = IntervalSettings.from_config(config.stats, config.run.seed)
+
+    def finish(model_config: ModelConfig, backend: Backend, engine: Engine) -> None:
+        """Probes, token shift and the manifest entry of a model whose tasks are scored."""
+        name = model_config.name
+        evaluate_probes(plan, name, engine, progress, samples, results)
+        if shift.wants(name):
+            shift.observe(name, backend.backend() if isinstance(backend, LazyBackend) else backend)
+        models[name] = describe(model_config.backend, model_config.baseline, engine, ranks)
+        progress.note(answers_note(name, engine))
+
+    decisions: Mapping[sequential.Key, SequentialResult] = {}
+    if config.stats.sequential is None:  # one model at a time, each loaded once
+        for model_config in config.models:
+            backend, engine = open_engine(model_config, context, store, ranks)
+            try:
+                evaluate_tasks(plan, model_config.name, engine, progress, samples, results)
+                finish(model_config, backend, engine)
+            finally:
+                backend.close()
+            for base, _ in pairs:
+                shift.release(base)
+    else:  # every model open at once: each look asks each model still needed
+        opened: dict[str, tuple[Backend, Engine]] = {}
         try:
-            evaluate_model(plan, model_config.name, engine, progress, samples, results)
-            if shift.wants(model_config.name):
-                shift.observe(
-                    model_config.name, backend.backend() if isinstance(backend, LazyBackend) else backend
-                )
-            models[model_config.name] = describe(model_config.backend, model_config.baseline, engine, ranks)
-            progress.note(answers_note(model_config.name, engine))
+            for model_config in config.models:
+                opened[model_config.name] = open_engine(model_config, context, store, ranks)
+            looked = sequential.evaluate_tasks(
+                config,
+                plan.tasks,
+                {name: engine for name, (_, engine) in opened.items()},
+                plan_for(config, [], clusters=clusters, primary=primary),
+                progress,
+                settings,
+            )
+            decisions = looked.decisions
+            for model_config in config.models:
+                samples += looked.records[model_config.name]
+                results += looked.results[model_config.name]
+                finish(model_config, *opened[model_config.name])
         finally:
-            backend.close()
-        for base, _ in pairs:
-            shift.release(base)
+            for backend, _ in opened.values():
+                backend.close()
     if store is not None:
         store.close()
-    comparison_plan = plan_for(config, results, clusters={p.spec.name: p.cluster_by for p in plan.tasks})
+    comparison_plan = plan_for(config, results, clusters=clusters)
     comparison_plan = replace(comparison_plan, token_shift=shift.measured, routing=shift.routing)
+    if config.stats.sequential is not None:
+        comparison_plan = sequential.remaining(comparison_plan, decisions, config.stats.sequential.spend)
     comparisons, skipped = build_comparisons(comparison_plan, results, samples, config.run.seed)
+    comparisons = sequential.apply(comparisons, decisions)
     written = Counter((r.model, r.task) for r in samples)
     manifest = Manifest(
         **dict(header),
@@ -258,6 +288,7 @@ def execute(
                 samples=len({i.doc_id for i in p.instances}),
                 primary_metric=p.primary_metric,
                 cluster_by=cluster_field(config, p),
+                evaluated=evaluated(p, models, written),
             )
             for p in plan.tasks
         },
@@ -288,7 +319,27 @@ def execute(
     return RunOutcome(plan.run_dir, outcome, errors, unmeasured_units(samples))
 
 
-def evaluate_model(
+def open_engine(
+    model: ModelConfig, context: LoadContext, store: Store | None, ranks: Ranks
+) -> tuple[Backend, Engine]:
+    """A model's backend (loaded on first use where the answer cache can name it) and its engine."""
+    seed_everything(context.seed)
+    backend, identity = open_backend(model, context)
+    cache = AnswerCache(store, identity) if store is not None and identity is not None else None
+    return backend, Engine(backend, chunk_size=chunk_size(model), cache=cache, seed=context.seed, ranks=ranks)
+
+
+def evaluated(
+    task: PreparedTask, models: Mapping[str, ModelEntry], written: Mapping[tuple[str, str], int]
+) -> dict[str, int] | None:
+    """Documents each model answered on a task, where ``stats.sequential`` stopped some early; None
+    when every model answered every document."""
+    total = len({i.doc_id for i in task.instances})
+    counts = {model: written.get((model, task.spec.name), 0) for model in models}
+    return counts if any(count != total for count in counts.values()) else None
+
+
+def evaluate_tasks(
     plan: Plan,
     name: str,
     engine: Engine,
@@ -296,7 +347,7 @@ def evaluate_model(
     samples: list[SampleRecord],
     results: list[TaskResult],
 ) -> None:
-    """Every task and probe on one model; records and task results are appended."""
+    """Every task on one model; records and task results are appended."""
     config = plan.config
     settings = IntervalSettings.from_config(config.stats, config.run.seed)
     for prepared, task_config in zip(plan.tasks, config.tasks, strict=True):
@@ -306,6 +357,18 @@ def evaluate_model(
         progress.unit_finished(result)
         samples.extend(records)
         results.append(result)
+
+
+def evaluate_probes(
+    plan: Plan,
+    name: str,
+    engine: Engine,
+    progress: Progress,
+    samples: list[SampleRecord],
+    results: list[TaskResult],
+) -> None:
+    """Every probe on one model; records and probe results are appended."""
+    settings = IntervalSettings.from_config(plan.config.stats, plan.config.run.seed)
     for planned in plan.probes:
         unit = planned.unit
         requests = [r for v in planned.variants for r in v.requests]

@@ -20,15 +20,22 @@ from evalsuite.tasks import TaskCatalog, build_task, task_dirs
 DOCS = 40  # quickstart_mc has 40 questions
 
 
-def replay_rows(data_dir: Path, correct: set[int]) -> list[dict[str, Any]]:
-    """Answers that pick the gold choice exactly on the documents in ``correct``."""
-    spec = TaskCatalog(task_dirs(), data_dir).resolve("quickstart_mc")
-    prepared = build_task(spec, limit=None, num_fewshot=None, seed=1)
+def replay_rows(
+    data_dir: Path, correct: set[int], task: str = "quickstart_mc", limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Answers that pick the gold choice exactly on the documents in ``correct`` (a request that two
+    documents share is answered as the first of them has it)."""
+    spec = TaskCatalog(task_dirs(), data_dir).resolve(task)
+    prepared = build_task(spec, limit=limit, num_fewshot=None, seed=1)
     rows = []
+    seen = set()
     for instance in prepared.instances:
         gold = prepared.task.doc_to_target(instance.doc)
         wins = (instance.idx == gold) == (instance.doc_id in correct)
         context, continuation = instance.args
+        if (context, continuation) in seen:
+            continue
+        seen.add((context, continuation))
         rows.append(
             {
                 "request_type": "loglikelihood",

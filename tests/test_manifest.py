@@ -175,6 +175,7 @@ def test_the_run_writes_the_manifest_keys_in_the_order_they_always_had(run_dir: 
         "samples": 40,
         "primary_metric": "acc",
         "cluster_by": None,
+        "evaluated": None,
     }
     assert on_disk["token_shift"]["skipped"] == {
         "base -> worse": "worse's backend shows no token distributions"

@@ -2,7 +2,8 @@
 
 ``intervals``   one model's metric: Wilson, normal, cluster-robust, bootstrap
 ``aggregates``  lm-eval's aggregations as vectorizable statistics; paired tests for ratio aggregates
-``paired``      McNemar, Newcombe's paired interval, paired bootstrap and permutation
+``paired``      McNemar (mid-p, exact), Tango's score interval, cluster-robust paired t, paired bootstrap
+                and permutation
 ``decisions``   non-inferiority, equivalence (TOST), Holm and Benjamini-Hochberg adjustment
 ``power``       minimum detectable effects and required sample sizes
 ``shift``       KL divergence and agreement between a base model and its variant

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,25 +113,33 @@ def _leaves(tree: dict[Any, Any]) -> list[Any]:
 
 
 def score_task(
-    prepared: PreparedTask, model: str, engine: Engine, progress: Callable[[int], None]
+    prepared: PreparedTask,
+    model: str,
+    engine: Engine,
+    progress: Callable[[int], None],
+    docs: Collection[int] | None = None,
 ) -> list[SampleRecord]:
-    """Run the task's requests on one model and return one record per document, in document order."""
+    """Run the task's requests on one model and return one record per document, in document order;
+    only those of ``docs`` when given."""
     task = prepared.task
-    for instance in task.instances:
+    instances = [i for i in task.instances if docs is None or i.doc_id in docs]
+    for instance in instances:
         instance.resps = []
-    outcomes = engine.run(task.instances, progress)
+    outcomes = engine.run(instances, progress)
     errors: dict[int, str] = {}
-    for instance, answers in zip(task.instances, outcomes, strict=True):
+    for instance, answers in zip(instances, outcomes, strict=True):
         for answer in answers:
             instance.resps.append(response(instance.request_type, answer))
             if answer.error is not None:
                 errors.setdefault(instance.doc_id, answer.error)
-    apply_filters(task, task.instances)
+    apply_filters(task, instances)
     by_doc: dict[int, list[Instance]] = defaultdict(list)
-    for instance in task.instances:
+    for instance in instances:
         by_doc[instance.doc_id].append(instance)
     records = []
     for doc_id, doc in task.doc_iterator(limit=prepared.limit):
+        if docs is not None and doc_id not in docs:
+            continue
         requests = sorted(by_doc[doc_id], key=lambda i: i.idx)
         records.append(_record(prepared, model, doc_id, doc, requests, errors.get(doc_id)))
     return records
