@@ -50,6 +50,7 @@ from evalsuite.stats.intervals import is_binary
 from evalsuite.stats.paired import (
     McNemarTest,
     bootstrap_intervals_of_mean,
+    clustered_binary,
     clustered_paired,
     discordance,
     mcnemar,
@@ -59,6 +60,9 @@ from evalsuite.stats.paired import (
 from evalsuite.stats.shift import TokenKL, choice_shift
 
 CLUSTERED_METHOD = "cluster-robust paired t (CR1, G - 1 df); its interval"
+CLUSTERED_BINARY_METHOD = (
+    "cluster-robust paired t (CR1, G - 1 df) and {test} McNemar: the larger p, both intervals"
+)
 MEAN_METHOD = "paired permutation; paired bootstrap percentile interval"
 RATIO_METHOD = "paired permutation and paired bootstrap of the aggregate"
 
@@ -232,9 +236,15 @@ def compare_pair(
         table = discordance(xa, ya) if binary else None
         if policy.cluster_by is not None:
             groups = [base_records[k].doc.get(policy.cluster_by) for k in keys]
-            clustered = clustered_paired(diffs, groups, confidence, alpha)
+            if table is not None:
+                clustered = clustered_binary(table, diffs, groups, confidence, alpha, settings.mcnemar)
+            else:
+                clustered = clustered_paired(diffs, groups, confidence, alpha)
         if clustered is not None:
-            method, p = CLUSTERED_METHOD, clustered.p_value
+            method = (
+                CLUSTERED_METHOD if table is None else CLUSTERED_BINARY_METHOD.format(test=settings.mcnemar)
+            )
+            p = clustered.p_value
             (low, high), one_sided = clustered.interval, clustered.one_sided
             equivalence = interval_equivalence(*one_sided, policy.equivalence_margin, alpha)
         elif table is not None:

@@ -15,6 +15,7 @@ from evalsuite import cli
 from evalsuite.compare import parse_pair
 from evalsuite.errors import ConfigError
 from evalsuite.records import Comparison, Results
+from evalsuite.stats.paired import Discordance, score_interval
 from evalsuite.tasks import TaskCatalog, build_task, task_dirs
 
 DOCS = 40  # quickstart_mc has 40 questions
@@ -145,9 +146,15 @@ def test_a_clustered_task_is_compared_with_a_cluster_robust_paired_test(
     )
     assert worse["clusters"] == 4 and worse["cluster_by"] == "answer"
     assert worse["method"].startswith("cluster-robust paired t")
-    assert worse["p_value"] == pytest.approx(float(fitted.pvalues[0]), rel=1e-9)
-    assert (worse["ci_low"], worse["ci_high"]) == pytest.approx(tuple(fitted.conf_int(0.05)[0]), rel=1e-9)
-    low = fitted.conf_int(0.10)[0][0]  # non-inferiority reads the lower end of the 90% interval
+    # never bolder than McNemar's: the larger p (mid-p 22/1024 here) and intervals spanning both
+    table = Discordance(both=22, baseline_only=8, variant_only=1, neither=9)
+    assert worse["p_value"] == pytest.approx(max(float(fitted.pvalues[0]), 22 / 1024), rel=1e-9)
+    assert float(fitted.pvalues[0]) < 22 / 1024  # here McNemar's is the larger: it decides
+    score = score_interval(table, 0.95, 22 / 1024)
+    ols_low, ols_high = fitted.conf_int(0.05)[0]
+    assert worse["ci_low"] == pytest.approx(min(ols_low, score[0]), rel=1e-9)
+    assert worse["ci_high"] == pytest.approx(max(ols_high, score[1]), rel=1e-9)
+    low = min(fitted.conf_int(0.10)[0][0], score_interval(table, 0.90, 22 / 1024)[0])
     assert worse["non_inferiority"]["lower_bound"] == pytest.approx(low, rel=1e-9)
     assert worse["discordant"]["baseline_only"] == 8  # the counts are still recorded
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))

@@ -189,6 +189,39 @@ class ClusteredPaired:
     one_sided: tuple[float, float]  # the (1 - 2 alpha) interval
 
 
+def clustered_binary(
+    table: Discordance,
+    differences: ArrayLike,
+    clusters: Sequence[object],
+    confidence: float,
+    one_sided_alpha: float,
+    test: McNemarTest = "mid-p",
+) -> ClusteredPaired | None:
+    """Right/wrong scores in clusters: the cluster-robust paired test, never bolder than McNemar's.
+
+    The p-value is the larger of the two tests' and each interval spans both tests' intervals, so zero
+    is outside it exactly when both reject (each interval agrees with its own test). The cluster-robust
+    one is the wider where clusters move together; McNemar's score interval is the wider where they
+    do not, and where no pair disagrees at all, which leaves the cluster-robust standard error at zero
+    and its interval a point."""
+    clustered = clustered_paired(differences, clusters, confidence, one_sided_alpha)
+    if clustered is None:
+        return None
+    p = mcnemar(table, test)
+
+    def spanning(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+        return min(a[0], b[0]), max(a[1], b[1])
+
+    return ClusteredPaired(
+        clustered.mean,
+        clustered.stderr,
+        clustered.clusters,
+        max(clustered.p_value, p),
+        spanning(clustered.interval, score_interval(table, confidence, p)),
+        spanning(clustered.one_sided, score_interval(table, 1 - 2 * one_sided_alpha, p)),
+    )
+
+
 def bootstrap_mean_differences(
     differences: ArrayLike, rng: np.random.Generator, resamples: int = 10_000
 ) -> NDArray[np.float64]:

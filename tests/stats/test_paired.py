@@ -17,6 +17,7 @@ from evalsuite.stats.paired import (
     Discordance,
     bootstrap_interval_of_mean,
     bootstrap_mean_differences,
+    clustered_binary,
     clustered_paired,
     discordance,
     mcnemar_exact,
@@ -210,6 +211,21 @@ def test_clustered_paired_matches_statsmodels_cluster_robust_ols() -> None:
     assert result.interval == pytest.approx((low, high), rel=1e-9)
     wide_low, wide_high = fitted.conf_int(0.10)[0]
     assert result.one_sided == pytest.approx((wide_low, wide_high), rel=1e-9)
+
+
+def test_clustered_binary_is_never_bolder_than_mcnemar() -> None:
+    # no pair disagrees: the cluster-robust standard error is 0 and its interval a point; McNemar's
+    # score interval still says what 300 agreeing pairs cannot rule out
+    table = Discordance(both=57, baseline_only=0, variant_only=0, neither=243)
+    groups = [i // 100 for i in range(300)]
+    only = clustered_paired(np.zeros(300), groups, 0.95, 0.05)
+    assert only is not None and only.interval == (0.0, 0.0)
+    result = clustered_binary(table, np.zeros(300), groups, 0.95, 0.05)
+    assert result is not None
+    assert result.p_value == 1.0
+    assert result.interval == score_interval(table, 0.95, 1.0)
+    assert result.interval[0] < -0.01 and result.interval[1] > 0.01
+    assert result.one_sided == score_interval(table, 0.90, 1.0)
 
 
 def test_clustered_paired_needs_two_clusters() -> None:
