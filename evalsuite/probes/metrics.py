@@ -17,20 +17,18 @@ A sample with a failed request in any copy is left out of every metric and count
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from evalsuite.probes.base import ProbeUnit
+from evalsuite.probes.copies import Array, Copies, copies
 from evalsuite.probes.scoring import metric_of
 from evalsuite.records import (
     Discordant,
     McNemarResult,
     MetricResult,
-    ProbeDetail,
     ProbeSummary,
     SampleRecord,
     TaskResult,
@@ -45,59 +43,6 @@ from evalsuite.stats.intervals import (
 from evalsuite.stats.intervals import normal_interval as normal_bounds
 from evalsuite.stats.paired import discordance, mcnemar_exact
 from evalsuite.tasks.evaluate import metric_result
-
-Array = np.ndarray[Any, np.dtype[np.float64]]
-
-
-@dataclass(frozen=True)
-class Copies:
-    """The samples of a unit whose every copy was scored: clean copy, changed copies, answers."""
-
-    doc_ids: list[int]
-    clean: Array  # (samples,)
-    changed: Array  # (samples, copies), NaN past a sample's own number of copies
-    flips: Array  # (samples, copies): does the copy's answer differ from the clean answer
-    altered: Array  # (samples, copies): did the probe change the text
-    records: dict[int, list[SampleRecord]]  # by doc_id, clean first
-    errors: int
-
-    @property
-    def n(self) -> int:
-        return len(self.doc_ids)
-
-
-def copies(records: Sequence[SampleRecord]) -> Copies:
-    """Group a unit's records by sample; samples may have different numbers of copies (an option-order
-    probe makes k - 1 per question of k options): missing cells of the matrices are NaN."""
-    by_doc: dict[int, list[SampleRecord]] = defaultdict(list)
-    for record in records:
-        by_doc[record.doc_id].append(record)
-    kept: dict[int, list[SampleRecord]] = {}
-    for doc_id, group in by_doc.items():
-        group.sort(key=lambda r: r.variant != "clean")  # clean first, the rest in probe order
-        if all(r.error is None and r.probe is not None and r.probe.score is not None for r in group):
-            kept[doc_id] = group
-    groups = list(kept.values())
-    width = max((len(g) - 1 for g in groups), default=0)
-    details = [[r.probe for r in g if r.probe is not None] for g in groups]
-
-    def matrix(value: Callable[[ProbeDetail, ProbeDetail], float]) -> Array:
-        out = np.full((len(groups), width), np.nan)
-        for row, group in enumerate(details):
-            for column, detail in enumerate(group[1:]):
-                out[row, column] = value(detail, group[0])
-        return out
-
-    return Copies(
-        doc_ids=list(kept),
-        clean=np.array([float(g[0].score or 0.0) for g in details], dtype=np.float64),
-        changed=matrix(lambda d, _: float(d.score or 0.0)),
-        flips=matrix(lambda d, clean: float(d.answer != clean.answer)),
-        altered=matrix(lambda d, _: float(d.perturbed != d.original)),
-        records=kept,
-        errors=len(by_doc) - len(kept),
-    )
-
 
 metric = metric_result  # the probes' metrics are kept like every task's
 

@@ -11,10 +11,14 @@ The module declares, and registers with :func:`register`:
   (:meth:`evalsuite.records.ProbeDetail.details_as`);
 * how to build the probe (``build``), importing its implementation only then, so that configs and
   reports never import a model library;
-* its report hooks: the section and table it goes to, its metrics' labels and its worst-case picker.
+* its report hooks: the section and table it goes to, its metrics' labels and its worst-case picker;
+* its comparable metrics (``comparable``): what a variant can be compared with its baseline on, sample
+  by sample (:mod:`evalsuite.probes.comparable`; the comparisons are
+  :mod:`evalsuite.probes.comparisons`). A kind without them is compared on nothing.
 
-Kind modules import only pydantic, :mod:`evalsuite.schema`, this module, the records and the report's
-plain helpers: :mod:`evalsuite.config` imports them all when it is imported.
+Kind modules import only pydantic, :mod:`evalsuite.schema`, this module, the records, the report's
+plain helpers, :mod:`evalsuite.probes.comparable` and :mod:`evalsuite.stats.weighted` (neither imports
+numpy until used): :mod:`evalsuite.config` imports them all when it is imported.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as metadata
 import pkgutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -34,6 +38,7 @@ from evalsuite.schema import NAME_PATTERN, StrictModel
 
 if TYPE_CHECKING:
     from evalsuite.probes.base import Probe
+    from evalsuite.probes.comparable import Comparable
     from evalsuite.records import JSONValue, SampleRecord
     from evalsuite.report.worst_cases import Ranked
 
@@ -134,6 +139,8 @@ class ProbeKind:
     metrics: tuple[str, ...]  # what its results report (gates are checked against them before the run)
     build: Callable[[Any, Path], Probe]  # (its Config, the cache folder) -> the probe; imports it lazily
     report: ReportHooks
+    # metric -> how a variant is compared with its baseline on it (a subset of ``metrics``)
+    comparable: Mapping[str, Comparable] = field(default_factory=dict)
 
 
 PROBE_KINDS: Registry[ProbeKind] = Registry("probe kind")

@@ -28,7 +28,7 @@ from evalsuite.probes.base import (
     options_field,
     text_fields,
 )
-from evalsuite.probes.kinds.prompt_format import FormatDetails
+from evalsuite.probes.kinds.prompt_format import FormatDetails, format_rows
 from evalsuite.probes.metrics import metric, spread_interval, summary, task_result
 from evalsuite.probes.scoring import StaticProbe
 from evalsuite.records import FormatScore, MetricResult, ProbeDetail, SampleRecord, TaskResult
@@ -185,10 +185,6 @@ def score_table(records: list[SampleRecord]) -> tuple[np.ndarray, list[str], lis
     first = next(iter(by_doc.values()), {})
     descriptions = [first[j].details_as(FormatDetails).description for j in sorted(first)]
     examples = [first[j].perturbed for j in sorted(first)]
-    rows = [
-        [float(g[j].score or 0.0) for j in range(count)]
-        for g in by_doc.values()
-        if len(g) == count and all(d.score is not None for d in g.values())
-    ]
+    rows = list(format_rows(records).values())
     table = np.array(rows, dtype=np.float64).reshape(len(rows), count)
     return table, descriptions, examples, len(by_doc) - len(rows)

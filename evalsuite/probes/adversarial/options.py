@@ -14,8 +14,6 @@ task that scores each option as a separate continuation is refused, since order 
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
 from evalsuite.errors import ConfigError
@@ -30,10 +28,9 @@ from evalsuite.probes.base import (
     rewrite,
     set_options,
 )
-from evalsuite.probes.kinds.option_order import OptionOrderDetails
+from evalsuite.probes.copies import Array, copies
+from evalsuite.probes.kinds.option_order import position_rows
 from evalsuite.probes.metrics import (
-    Array,
-    copies,
     mcnemar,
     metric,
     paired_metrics,
@@ -99,23 +96,10 @@ def _same_requests(a: Variant, b: Variant) -> bool:
 def position_matrix(records: dict[int, list[SampleRecord]]) -> Array:
     """(questions, positions): was the question answered right when its answer sat at that position.
 
-    Only questions with the most common number of options take part, so every row covers every position."""
-    counts = Counter(len(group) for group in records.values())
-    if not counts:
-        return np.zeros((0, 0))
-    k = counts.most_common(1)[0][0]
-    rows = []
-    for group in records.values():
-        if len(group) != k:
-            continue
-        row = np.zeros(k)
-        for record in group:
-            if record.probe is not None and isinstance(record.target, int):
-                moved = record.probe.details_as(OptionOrderDetails).gold_position
-                position = record.target if moved is None else moved
-                row[position] = record.probe.score or 0.0
-        rows.append(row)
-    return np.array(rows)
+    Only questions with the most common number of options take part, so every row covers every position
+    (:func:`evalsuite.probes.kinds.option_order.position_rows`)."""
+    rows = position_rows(records)
+    return np.array(list(rows.values()), dtype=np.float64) if rows else np.zeros((0, 0))
 
 
 def recall_std(*positions: Array, axis: int = -1) -> Array:

@@ -17,13 +17,12 @@ import numpy as np
 from evalsuite.errors import ConfigError
 from evalsuite.probes.base import ProbeUnit, Sample, Variant, clean
 from evalsuite.probes.hallucination.common import rate
+from evalsuite.probes.kinds.calibration import BINS
 from evalsuite.probes.metrics import metric, summary, task_result
 from evalsuite.probes.scoring import StaticProbe
 from evalsuite.records import ReliabilityBin, SampleRecord, TaskResult
 from evalsuite.stats.intervals import Interval, IntervalSettings
 from evalsuite.stats.uncertainty import calibration_interval, reliability_bins
-
-BINS = 10
 
 
 class CalibrationProbe(StaticProbe):

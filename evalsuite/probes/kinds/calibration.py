@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from evalsuite.probes.comparable import CalibrationError, Comparable, Mean, Rows
 from evalsuite.probes.registry import Details, Family, ProbeConfigBase, ProbeKind, ReportHooks, register
 
 if TYPE_CHECKING:
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from evalsuite.records import SampleRecord
     from evalsuite.report.worst_cases import Ranked
 
+BINS = 10  # equal-width confidence bins of the ECE
 LABELS = {
     "ece": ("ECE", "expected calibration error over 10 confidence bins; lower is better"),
     "brier": ("Brier", "multi-class Brier score; lower is better"),
@@ -30,6 +32,31 @@ def build(config: CalibrationConfig, cache_dir: Path) -> Probe:
     from evalsuite.probes.hallucination.calibration import CalibrationProbe
 
     return CalibrationProbe()
+
+
+CONFIDENCE, CORRECT, BRIER = range(3)  # the columns of calibration_rows
+
+
+def calibration_rows(records: Sequence[SampleRecord]) -> Rows:
+    """Per question scored without error: the probability of the most likely option (softmax over the
+    options' log-likelihoods), whether that option is the gold one, and the multi-class Brier score."""
+    from evalsuite.report.worst_cases import softmax
+
+    out = {}
+    for r in records:
+        if r.error is None and r.choices and isinstance(r.target, int):
+            p = softmax([c.loglikelihood for c in r.choices])
+            picked = max(range(len(p)), key=p.__getitem__)  # the first on ties
+            brier = sum((q - float(k == r.target)) ** 2 for k, q in enumerate(p))
+            out[r.doc_id] = (p[picked], float(picked == r.target), brier)
+    return out
+
+
+COMPARED = {
+    "ece": Comparable(calibration_rows, CalibrationError(BINS, CONFIDENCE, CORRECT), higher_is_better=False),
+    "brier": Comparable(calibration_rows, Mean(BRIER), higher_is_better=False),
+    "accuracy": Comparable(calibration_rows, Mean(CORRECT), higher_is_better=True),
+}
 
 
 def worst_cases(records: Sequence[SampleRecord]) -> list[Ranked]:
@@ -68,5 +95,6 @@ register(
             labels=LABELS,
             worst_cases=worst_cases,
         ),
+        comparable=COMPARED,
     )
 )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
+from evalsuite.probes.comparable import Comparable, Mean, per_record
 from evalsuite.probes.registry import Details, Family, ProbeConfigBase, ProbeKind, ReportHooks, register
 
 if TYPE_CHECKING:
@@ -57,6 +58,22 @@ def build(config: FabricatedConfig, cache_dir: Path) -> Probe:
     return FabricatedProbe(config)
 
 
+def _fabricated(record: SampleRecord) -> bool:
+    return record.probe is not None and record.probe.details_as(FabricatedDetails).fabricated
+
+
+def _control(record: SampleRecord) -> bool:
+    return record.probe is not None and not record.probe.details_as(FabricatedDetails).fabricated
+
+
+COMPARED = {
+    "hallucination_rate": Comparable(per_record("hallucinated"), Mean(), higher_is_better=False),
+    "abstention_rate": Comparable(per_record("abstained", _fabricated), Mean(), higher_is_better=True),
+    "control_accuracy": Comparable(per_record("correct"), Mean(), higher_is_better=True),
+    "control_abstention_rate": Comparable(per_record("abstained", _control), Mean(), higher_is_better=False),
+}
+
+
 def worst_cases(records: Sequence[SampleRecord]) -> list[Ranked]:
     """Made-up entities answered (least like an abstention first), then controls answered wrongly, then
     controls abstained on."""
@@ -94,5 +111,6 @@ register(
             labels=LABELS,
             worst_cases=worst_cases,
         ),
+        comparable=COMPARED,
     )
 )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
+from evalsuite.probes.comparable import Comparable, Mean, per_record
 from evalsuite.probes.registry import Details, Family, ProbeConfigBase, ProbeKind, ReportHooks, register
 
 if TYPE_CHECKING:
@@ -44,6 +45,15 @@ def build(config: FaithfulnessConfig, cache_dir: Path) -> Probe:
     from evalsuite.probes.hallucination.faithfulness import FaithfulnessProbe
 
     return FaithfulnessProbe(config.max_tokens)
+
+
+COMPARED = {
+    "faithfulness": Comparable(per_record("follows"), Mean(), higher_is_better=True),
+    "counterfactual_faithfulness": Comparable(
+        per_record("follows_counterfactual"), Mean(), higher_is_better=True
+    ),
+    "memory_rate": Comparable(per_record("memory"), Mean(), higher_is_better=False),
+}
 
 
 def worst_cases(records: Sequence[SampleRecord]) -> list[Ranked]:
@@ -90,5 +100,6 @@ register(
             labels=LABELS,
             worst_cases=worst_cases,
         ),
+        comparable=COMPARED,
     )
 )

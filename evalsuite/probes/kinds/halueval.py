@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
+from evalsuite.probes.comparable import Comparable, Mean, per_record
 from evalsuite.probes.registry import Details, Family, ProbeConfigBase, ProbeKind, ReportHooks, register
 
 if TYPE_CHECKING:
@@ -42,6 +43,23 @@ def build(config: HaluEvalConfig, cache_dir: Path) -> Probe:
     from evalsuite.probes.hallucination.halueval import HaluEvalProbe
 
     return HaluEvalProbe(config.max_tokens)
+
+
+def _hallucinated(record: SampleRecord) -> bool:
+    return record.probe is not None and record.probe.details_as(HaluEvalDetails).hallucinated
+
+
+def _right(record: SampleRecord) -> bool:
+    return record.probe is not None and not record.probe.details_as(HaluEvalDetails).hallucinated
+
+
+COMPARED = {
+    "accuracy": Comparable(per_record("correct"), Mean(), higher_is_better=True),
+    "accuracy_parsed": Comparable(per_record("correct_parsed"), Mean(), higher_is_better=True),
+    "unparseable_rate": Comparable(per_record("unparseable"), Mean(), higher_is_better=False),
+    "hallucinated_recall": Comparable(per_record("correct", _hallucinated), Mean(), higher_is_better=True),
+    "right_answer_accuracy": Comparable(per_record("correct", _right), Mean(), higher_is_better=True),
+}
 
 
 def worst_cases(records: Sequence[SampleRecord]) -> list[Ranked]:
@@ -87,5 +105,6 @@ register(
             labels=LABELS,
             worst_cases=worst_cases,
         ),
+        comparable=COMPARED,
     )
 )

@@ -11,6 +11,17 @@ from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
 from pydantic import Field
 
+from evalsuite.probes.comparable import (
+    CLEAN,
+    COPIES,
+    FLIPS,
+    PERTURBED_MEAN,
+    PERTURBED_SUM,
+    Comparable,
+    DropRate,
+    Ratio,
+    copy_rows,
+)
 from evalsuite.probes.registry import Details, Family, ProbeConfigBase, ProbeKind, ReportHooks, register
 
 if TYPE_CHECKING:
@@ -42,6 +53,12 @@ SUMMARIES = {
     "injection": "an instruction to give a wrong answer injected",
 }
 PAIRED = ("pdr", "clean", "perturbed", "drop", "flip_rate", "worst_case", "changed")
+# what a variant is compared with its baseline on, over the samples both scored in every copy
+COMPARED = {
+    "pdr": Comparable(copy_rows, DropRate(PERTURBED_MEAN, CLEAN), higher_is_better=False),
+    "perturbed": Comparable(copy_rows, Ratio(PERTURBED_SUM, COPIES), higher_is_better=True),
+    "flip_rate": Comparable(copy_rows, Ratio(FLIPS, COPIES), higher_is_better=False),
+}
 
 
 class PerturbationConfig(ProbeConfigBase):
@@ -76,5 +93,6 @@ for _name in PERTURBATIONS:
             metrics=PAIRED,
             build=build,
             report=ReportHooks("robustness", FAMILY, order=0),
+            comparable=COMPARED,
         )
     )

@@ -5,12 +5,13 @@ docs/probes.md."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from evalsuite.probes.comparable import Auroc, Comparable, Mean, Rows
 from evalsuite.probes.registry import Details, Family, ProbeConfigBase, ProbeKind, ReportHooks, register
 
 if TYPE_CHECKING:
@@ -77,6 +78,39 @@ def worst_cases(records: Sequence[SampleRecord]) -> list[Ranked]:
     return out
 
 
+def greedy_rows(records: Sequence[SampleRecord]) -> Rows:
+    """Per question whose greedy answer was scored without error: that answer's score."""
+    return {
+        r.doc_id: (float(r.probe.score or 0.0),)
+        for r in records
+        if r.variant == "clean" and r.error is None and r.probe is not None
+    }
+
+
+def uncertainty_rows(score: str) -> Callable[[Sequence[SampleRecord]], Rows]:
+    """Per question whose sampled answers were scored: its uncertainty ``score`` and whether its greedy
+    answer was wrong (the rows of the score's AUROC)."""
+
+    def rows(records: Sequence[SampleRecord]) -> Rows:
+        return {
+            r.doc_id: (float(r.metrics[score]), float(r.metrics["wrong"] > 0.5))
+            for r in records
+            if r.variant == "sampled" and r.error is None and "wrong" in r.metrics
+            if math.isfinite(float(r.metrics[score]))
+        }
+
+    return rows
+
+
+COMPARED = {
+    "accuracy": Comparable(greedy_rows, Mean(), higher_is_better=True),
+    **{
+        f"auroc_{score}": Comparable(uncertainty_rows(score), Auroc(), higher_is_better=True)
+        for score in ("semantic_entropy", "disagreement")
+    },
+}
+
+
 def _finite(value: float) -> float:
     return value if math.isfinite(value) else math.inf  # a missing score sorts last
 
@@ -96,5 +130,6 @@ register(
             labels=LABELS,
             worst_cases=worst_cases,
         ),
+        comparable=COMPARED,
     )
 )

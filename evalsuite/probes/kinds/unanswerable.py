@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
+from evalsuite.probes.comparable import Comparable, DetectionF1, Mean, Ratio, Rows, per_record
 from evalsuite.probes.registry import Details, Family, ProbeConfigBase, ProbeKind, ReportHooks, register
 
 if TYPE_CHECKING:
@@ -44,6 +45,36 @@ def build(config: UnanswerableConfig, cache_dir: Path) -> Probe:
     from evalsuite.probes.hallucination.unanswerable import UnanswerableProbe
 
     return UnanswerableProbe(config)
+
+
+HIT, ABSTAINED, UNANSWERABLE = range(3)  # the columns of abstention_rows
+
+
+def abstention_rows(records: Sequence[SampleRecord]) -> Rows:
+    """Per question answered without error: did the model abstain on an unanswerable question, did it
+    abstain, was the question unanswerable (abstention as a detector of unanswerable questions)."""
+    out = {}
+    for r in records:
+        if r.error is None and "abstained" in r.metrics and "unanswerable" in r.metrics:
+            abstained, unanswerable = float(r.metrics["abstained"]), float(r.metrics["unanswerable"])
+            out[r.doc_id] = (abstained * unanswerable, abstained, unanswerable)
+    return out
+
+
+def _answerable(record: SampleRecord) -> bool:
+    return not record.metrics.get("unanswerable")
+
+
+COMPARED = {
+    "abstention_f1": Comparable(
+        abstention_rows, DetectionF1(HIT, ABSTAINED, UNANSWERABLE), higher_is_better=True
+    ),
+    "abstention_precision": Comparable(abstention_rows, Ratio(HIT, ABSTAINED), higher_is_better=True),
+    "abstention_recall": Comparable(abstention_rows, Ratio(HIT, UNANSWERABLE), higher_is_better=True),
+    "exact_match": Comparable(per_record("exact_match"), Mean(), higher_is_better=True),
+    "f1": Comparable(per_record("f1"), Mean(), higher_is_better=True),
+    "false_abstention_rate": Comparable(per_record("abstained", _answerable), Mean(), higher_is_better=False),
+}
 
 
 def worst_cases(records: Sequence[SampleRecord]) -> list[Ranked]:
@@ -83,5 +114,6 @@ register(
             labels=LABELS,
             worst_cases=worst_cases,
         ),
+        comparable=COMPARED,
     )
 )
