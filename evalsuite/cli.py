@@ -42,7 +42,7 @@ from evalsuite.config import (
     resolve_paths,
 )
 from evalsuite.errors import BackendUnavailable, ConfigError, EvalsuiteError
-from evalsuite.records import Comparison, MetricResult, TaskResult, Verdict
+from evalsuite.records import Comparison, MetricResult, ProbeComparison, TaskResult, Verdict
 
 if TYPE_CHECKING:
     from evalsuite import runner as runner_types
@@ -373,6 +373,8 @@ def run_ranked(config: RunConfig, args: argparse.Namespace, secrets: dict[str, s
     out.print(summary_table(outcome.results.results))
     if outcome.results.comparisons:
         out.print(comparison_table(outcome.results.comparisons))
+    if outcome.results.probe_comparisons:
+        out.print(probe_comparison_table(outcome.results.probe_comparisons))
     if outcome.results.gates is not None:
         out.print(gate_table(outcome.results.gates))
     if outcome.errors:
@@ -455,18 +457,20 @@ def compare(args: argparse.Namespace) -> int:
         settings = StatsSettings.model_validate(data)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, "command line")) from None
-    results, comparisons, skipped = compare_runs(runs, settings, args.pair)
+    results, comparisons, skipped, probed = compare_runs(runs, settings, args.pair)
+    made = {
+        "comparisons": comparisons,
+        "skipped_comparisons": skipped,
+        "probe_comparisons": probed.comparisons,
+        "skipped_probe_comparisons": probed.skipped,
+    }
     if len(runs) == 1:
         target = runs[0].path
-        merged = runs[0].results.model_copy(
-            update={"comparisons": comparisons, "skipped_comparisons": skipped}
-        )
+        merged = runs[0].results.model_copy(update=made)
     else:
         names = "-".join(run.name for run in runs)
         target = (args.output or runs[0].path.parent / f"compare-{names}").resolve()
-        merged = Results(
-            run=f"compare-{names}", results=results, comparisons=comparisons, skipped_comparisons=skipped
-        )
+        merged = Results.model_validate({"run": f"compare-{names}", "results": results, **made})
     if len(runs) == 1:
         if runs[0].config.gates is not None:  # the verdict follows the comparisons it rests on
             from evalsuite import gates
@@ -480,6 +484,11 @@ def compare(args: argparse.Namespace) -> int:
         console.print(
             f"[yellow]not compared[/yellow] {skip.baseline} -> {skip.variant} on {skip.task}: {skip.reason}"
         )
+    if probed.comparisons:
+        out.print(probe_comparison_table(probed.comparisons))
+    for missed in probed.skipped:
+        what = f"{missed.baseline} -> {missed.variant} on {missed.unit} ({missed.metric})"
+        console.print(f"[yellow]not compared[/yellow] {escape(what)}: {escape(missed.reason)}")
     out.print(f"comparisons written to {target / 'results.json'}")
     return EXIT_OK
 
@@ -560,6 +569,25 @@ def comparison_table(comparisons: Sequence[Comparison]) -> Table:
             number(c.p_adjusted),
             "—" if c.discordant is None else f"{c.discordant.baseline_only}/{c.discordant.variant_only}",
             f"{decided}\n{escape(ni.margin_text)}",  # a gate's name may hold rich markup
+            c.reading,
+        )
+    return table
+
+
+def probe_comparison_table(comparisons: Sequence[ProbeComparison]) -> Table:
+    adjust = comparisons[0].adjustment if comparisons else "holm"
+    table = Table(title=f"variant vs base on probes (variant - baseline; p adjusted by {adjust} over them)")
+    table.add_column("comparison", overflow="fold")
+    table.add_column("baseline → variant", justify="right", no_wrap=True)
+    table.add_column("difference / CI", justify="right", no_wrap=True)
+    table.add_column("p adj", justify="right", no_wrap=True)
+    table.add_column("reading", overflow="fold")
+    for c in comparisons:
+        table.add_row(
+            escape(f"{c.baseline} → {c.variant}\n{c.unit} · {c.metric}"),
+            f"{number(c.baseline_value)} → {number(c.variant_value)}",
+            f"{c.difference:+.4f}\n[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
+            number(c.p_adjusted),
             c.reading,
         )
     return table

@@ -30,6 +30,7 @@ import numpy as np
 from evalsuite.config import GatePolicy, RunConfig, StatsSettings
 from evalsuite.errors import ConfigError, DataError, did_you_mean
 from evalsuite.gates import gate_margin
+from evalsuite.probes.comparisons import ProbeComparisons, build_probe_comparisons
 from evalsuite.records import (
     Comparison,
     Discordant,
@@ -529,8 +530,8 @@ def parse_pair(text: str, names: Sequence[str]) -> tuple[str, str]:
 
 def compare_runs(
     runs: Sequence[RunDir], settings: StatsSettings, pair_texts: Sequence[str] = ()
-) -> tuple[list[TaskResult], list[Comparison], list[SkippedComparison]]:
-    """Comparisons over one or more finished runs, from their records alone."""
+) -> tuple[list[TaskResult], list[Comparison], list[SkippedComparison], ProbeComparisons]:
+    """Comparisons over one or more finished runs, from their records alone; the probe units' too."""
     merged = merge_runs(runs)
     source = STATS_MARGIN if settings.margin == merged.config.stats.margin else CLI_MARGIN
     config = merged.config.model_copy(update={"stats": settings})
@@ -550,4 +551,5 @@ def compare_runs(
         from evalsuite import sequential
 
         comparisons = sequential.apply(comparisons, merged.sequential)
-    return merged.results, comparisons, skipped
+    probed = build_probe_comparisons(pairs, merged.results, merged.samples, settings, config.run.seed)
+    return merged.results, comparisons, skipped, probed

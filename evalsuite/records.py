@@ -263,6 +263,49 @@ class SkippedComparison(_Record):
     reason: str
 
 
+class ProbeComparison(_Record):
+    """A variant against its baseline on one metric of one probe unit, over the source samples both
+    scored (evalsuite.probes.comparisons): a paired cluster-bootstrap interval and a paired permutation
+    test, adjusted over the run's probe comparisons only (``family``)."""
+
+    unit: str  # the probe unit, e.g. "typo/arc_challenge_local" or "fabricated"
+    probe: str  # the probe's label (its name, else its kind)
+    kind: str
+    task: str  # the task it probes; "" for probes that bring their own data
+    metric: str
+    baseline: str
+    variant: str
+    method: str
+    n: int  # source samples (documents) both models scored
+    higher_is_better: bool
+    baseline_value: float  # the metric over those samples
+    variant_value: float
+    difference: float  # variant - baseline
+    ci_low: float
+    ci_high: float
+    confidence: float
+    alpha: float
+    lower_bound: float  # one-sided (1 - alpha) bounds of the difference: the ends of its (1 - 2 alpha)
+    upper_bound: float  # interval
+    p_value: float
+    p_holm: float | None = None
+    p_bh: float | None = None
+    adjustment: str = "holm"
+    p_adjusted: float | None = None
+    family: str = ""
+    reading: str = ""
+
+
+class SkippedProbeComparison(_Record):
+    unit: str
+    probe: str
+    task: str
+    metric: str
+    baseline: str
+    variant: str
+    reason: str
+
+
 Status = Literal["pass", "fail", "inconclusive"]
 
 
@@ -291,6 +334,9 @@ class Results(_Record):
     results: list[TaskResult]
     comparisons: list[Comparison] = []
     skipped_comparisons: list[SkippedComparison] = []
+    # variant against baseline on the probe units, a family of their own (runs before them have none)
+    probe_comparisons: list[ProbeComparison] = []
+    skipped_probe_comparisons: list[SkippedProbeComparison] = []
     gates: Verdict | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -43,6 +43,7 @@ from evalsuite.models.telemetry import merge as telemetry_merge
 from evalsuite.outputs import write_outputs
 from evalsuite.probes.base import Probe, ProbeUnit, Variant
 from evalsuite.probes.base import samples as probe_samples
+from evalsuite.probes.comparisons import build_probe_comparisons
 from evalsuite.probes.registry import probe_for, probe_kind
 from evalsuite.records import (
     Results,
@@ -275,6 +276,7 @@ def execute(
         comparison_plan = sequential.remaining(comparison_plan, decisions, config.stats.sequential.spend)
     comparisons, skipped = build_comparisons(comparison_plan, results, samples, config.run.seed)
     comparisons = sequential.apply(comparisons, decisions)
+    probed = build_probe_comparisons(comparison_plan.pairs, results, samples, config.stats, config.run.seed)
     written = Counter((r.model, r.task) for r in samples)
     manifest = Manifest(
         **dict(header),
@@ -309,7 +311,12 @@ def execute(
         finished=environment.utc_now(),
     )
     outcome = Results(
-        run=config.run.name, results=results, comparisons=comparisons, skipped_comparisons=skipped
+        run=config.run.name,
+        results=results,
+        comparisons=comparisons,
+        skipped_comparisons=skipped,
+        probe_comparisons=probed.comparisons,
+        skipped_probe_comparisons=probed.skipped,
     )
     if config.gates is not None:
         outcome = outcome.model_copy(update={"gates": gates.evaluate(config.gates, outcome)})
