@@ -509,6 +509,7 @@ def gate(args: argparse.Namespace) -> int:
         models,
         {r.task: list(r.metrics) for r in run.results.results},
         noise_floors={m.name for m in run.config.models if m.noise_floor},
+        probes=run.config.probes,
     )
     gated = gates.apply_policy(policy, run.results, run.config)  # comparisons at the policy's margins
     assert gated.gates is not None

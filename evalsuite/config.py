@@ -369,7 +369,30 @@ class ShiftGate(StrictModel):
         return self
 
 
-GATE_KINDS = ("threshold", "non_inferiority", "shift")
+class ProbeChangeGate(StrictModel):
+    """How far a variant's probe metric may move from its baseline's: ``max_increase`` (a rate where
+    lower is better: PDR, flip rate, hallucination rate, ECE) or ``max_decrease`` (where higher is
+    better), judged on the interval of the paired probe comparison (results.json
+    ``probe_comparisons``)."""
+
+    kind: Literal["probe_change"]
+    name: str | None = None
+    probe: str  # the probe's label: its name, else its kind
+    metric: str  # one its kind compares (docs/probes.md)
+    tasks: tuple[str, ...] | None = None  # the probed tasks judged; default: every one
+    variants: tuple[str, ...] | None = None  # default: every compared variant
+    max_increase: float | None = Field(None, ge=0)  # variant - baseline at most this
+    max_decrease: float | None = Field(None, ge=0)  # baseline - variant at most this
+    judge_on: Literal["bound", "value"] = "bound"  # the one-sided bound (default) or the point estimate
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> ProbeChangeGate:
+        if (self.max_increase is None) == (self.max_decrease is None):
+            raise ValueError("a probe_change gate needs exactly one of 'max_increase' and 'max_decrease'")
+        return self
+
+
+GATE_KINDS = ("threshold", "non_inferiority", "shift", "probe_change")
 
 
 def _gate_kind(data: Any) -> Any:
@@ -381,7 +404,8 @@ def _gate_kind(data: Any) -> Any:
 GateRule = Annotated[
     Annotated[ThresholdGate, Tag("threshold")]
     | Annotated[NonInferiorityGate, Tag("non_inferiority")]
-    | Annotated[ShiftGate, Tag("shift")],
+    | Annotated[ShiftGate, Tag("shift")]
+    | Annotated[ProbeChangeGate, Tag("probe_change")],
     Discriminator(
         _gate_kind,
         custom_error_type="tag",  # worded by format_validation_error

@@ -41,6 +41,7 @@ from evalsuite.config import (
     GatePolicy,
     GateRule,
     NonInferiorityGate,
+    ProbeChangeGate,
     RunConfig,
     ShiftGate,
     ThresholdGate,
@@ -48,7 +49,17 @@ from evalsuite.config import (
     validate_mapping,
 )
 from evalsuite.errors import ConfigError, did_you_mean
-from evalsuite.records import Check, Comparison, Results, Status, TaskResult, Verdict
+from evalsuite.probes.registry import ProbeConfigBase, probe_kind
+from evalsuite.records import (
+    Check,
+    Comparison,
+    ProbeComparison,
+    Results,
+    SkippedProbeComparison,
+    Status,
+    TaskResult,
+    Verdict,
+)
 
 GATE_SOURCE = "gate "  # how a margin a gate sets is named in a comparison: "gate 'name'" or "gate 2 (...)"
 
@@ -76,10 +87,13 @@ def check_references(
     models: Mapping[str, str | None],
     metrics: Mapping[str, Sequence[str]],
     noise_floors: Collection[str] | None = None,
+    probes: Sequence[ProbeConfigBase] = (),
 ) -> None:
     """Before a run: every task, metric and model a gate names exists (``models``: name -> baseline), no
     two non-inferiority gates judge one comparison with different margins, and (given ``noise_floors``,
-    the models marked ``noise_floor``) every baseline a ``within_noise`` gate judges against has one."""
+    the models marked ``noise_floor``) every baseline a ``within_noise`` gate judges against has one.
+    A probe_change gate's probe is one of ``probes`` (the config's), and its metric one its kind
+    compares, limited in the direction that is worse."""
     _one_margin_each(policy)
     for index, gate in enumerate(policy.rules):
         label = gate_label(index, gate)
@@ -87,6 +101,9 @@ def check_references(
             raise ConfigError(
                 f"{label}: no model has a baseline to compare with (set baseline: or variant_of:)"
             )
+        if isinstance(gate, ProbeChangeGate):
+            _check_probe_change(label, gate, models, probes)
+            continue
         tasks = [] if isinstance(gate, ThresholdGate) else list(metrics)
         if isinstance(gate, ThresholdGate):
             if gate.task not in metrics:
@@ -127,6 +144,8 @@ def evaluate(policy: GatePolicy, results: Results) -> Verdict:
             checks += _threshold(label, gate, results.results)
         elif isinstance(gate, ShiftGate):
             checks += _shift(label, gate, results.comparisons)
+        elif isinstance(gate, ProbeChangeGate):
+            checks += _probe_change(label, gate, results)
         else:
             checks += _non_inferiority(label, gate, results.comparisons)
     failing = {"fail"} if policy.inconclusive == "pass" else {"fail", "inconclusive"}
@@ -345,6 +364,114 @@ def _judge_sequential(label: str, margin: float, c: Comparison) -> Check:
         status="inconclusive",
         reason=f"{shown} straddles -{margin:g} (re-gated at another margin than it stopped at)",
     )
+
+
+def _check_probe_change(
+    label: str, gate: ProbeChangeGate, models: Mapping[str, str | None], probes: Sequence[ProbeConfigBase]
+) -> None:
+    by_label = {p.label: p for p in probes}
+    probe = by_label.get(gate.probe)
+    if probe is None:
+        raise ConfigError(f"{label}: the run has no probe {gate.probe!r}{did_you_mean(gate.probe, by_label)}")
+    compared = probe_kind(probe.kind).comparable
+    if gate.metric not in compared:
+        known = f"; it compares {', '.join(compared)}" if compared else "; its kind compares nothing"
+        hint = did_you_mean(gate.metric, compared)
+        raise ConfigError(f"{label}: probe {gate.probe!r} compares no metric {gate.metric!r}{hint}{known}")
+    higher = compared[gate.metric].higher_is_better
+    if higher == (gate.max_increase is not None):
+        better, worse = ("higher", "max_decrease") if higher else ("lower", "max_increase")
+        limit = "max_increase" if gate.max_increase is not None else "max_decrease"
+        raise ConfigError(
+            f"{label}: {gate.metric!r} is better {better}, so {limit} limits an improvement; "
+            f"limit how far it gets worse with {worse}"
+        )
+    for task in gate.tasks or ():
+        if task not in probe.tasks:
+            own = " (it brings its own data)" if probe.brings_own_data else ""
+            hint = did_you_mean(task, probe.tasks)
+            raise ConfigError(f"{label}: probe {gate.probe!r} probes no task {task!r}{hint}{own}")
+    for model in gate.variants or ():
+        if model not in models:
+            raise ConfigError(f"{label}: the run has no model {model!r}{did_you_mean(model, models)}")
+        if models[model] is None:
+            raise ConfigError(f"{label}: model {model!r} has no baseline to compare with")
+
+
+def _probe_change(label: str, gate: ProbeChangeGate, results: Results) -> list[Check]:
+    """One check per probe comparison the gate covers; a comparison that could not be made is
+    inconclusive, with its reason."""
+
+    def covered(c: ProbeComparison | SkippedProbeComparison) -> bool:
+        return (
+            c.probe == gate.probe
+            and c.metric == gate.metric
+            and (gate.tasks is None or c.task in gate.tasks)
+            and (gate.variants is None or c.variant in gate.variants)
+        )
+
+    chosen = [c for c in results.probe_comparisons if covered(c)]
+    missing = [s for s in results.skipped_probe_comparisons if covered(s)]
+    if not chosen and not missing:
+        _no_probe_comparison(label, gate, [*results.probe_comparisons, *results.skipped_probe_comparisons])
+    checks = [_judge_probe_change(label, gate, c) for c in chosen]
+    for s in missing:
+        target = f"{s.variant} vs {s.baseline} on {s.unit} ({s.metric})"
+        reason = f"not compared: {s.reason}"
+        checks.append(Check(gate=label, target=target, status="inconclusive", reason=reason))
+    return checks
+
+
+def _no_probe_comparison(
+    label: str, gate: ProbeChangeGate, made: Sequence[ProbeComparison | SkippedProbeComparison]
+) -> None:
+    """The ConfigError of a probe_change gate that covers no comparison (a finished run re-gated with a
+    policy naming what it does not have), naming the first thing missing."""
+    if not made:
+        raise ConfigError(
+            f"{label}: the run has no probe comparisons (declare a baseline for a model; a run written "
+            "before they were made gets them from `evalsuite compare RUN_DIR`)"
+        )
+    named = {"probe": [gate.probe], "metric": [gate.metric], "task": gate.tasks, "variant": gate.variants}
+    for field, names in named.items():
+        have = {getattr(c, field) for c in made if field == "probe" or c.probe == gate.probe}
+        for name in names or ():
+            if name not in have:
+                hint = did_you_mean(name, have)
+                raise ConfigError(f"{label}: no probe comparison with {field} {name!r}{hint}")
+    what = f"{gate.metric!r} on probe {gate.probe!r}"
+    raise ConfigError(f"{label}: no comparison of {what} among the tasks and variants it names")
+
+
+def _judge_probe_change(label: str, gate: ProbeChangeGate, c: ProbeComparison) -> Check:
+    """Pass when the one-sided (1 - alpha) bound of the change is within the limit, fail when the whole
+    two-sided interval lies beyond it, inconclusive otherwise (``judge_on: value``: the change itself)."""
+    rising = gate.max_increase is not None
+    limit = gate.max_increase if gate.max_increase is not None else gate.max_decrease
+    assert limit is not None  # exactly one is set (validated)
+    word = "increase" if rising else "decrease"
+    sign = 1.0 if rising else -1.0
+    change = sign * c.difference
+    target = f"{c.variant} vs {c.baseline} on {c.unit} ({c.metric})"
+    shown = f"{c.metric} {c.baseline_value:.4f} -> {c.variant_value:.4f}, {word} {change:+.4f}"
+    status: Status
+    if gate.judge_on == "value":
+        ok = change <= limit
+        reason = f"{shown} {'meets' if ok else 'misses'} <= {limit:g} (point estimate)"
+        return Check(gate=label, target=target, status="pass" if ok else "fail", reason=reason)
+    bound = max(sign * c.lower_bound, sign * c.upper_bound)  # the one-sided (1 - alpha) bound of the change
+    low, high = sorted((sign * c.ci_low, sign * c.ci_high))  # its two-sided interval
+    interval = f"{c.confidence:.0%} CI [{low:+.4f}, {high:+.4f}]"
+    one_sided = f"one-sided {1 - c.alpha:.0%} bound {bound:+.4f}"
+    if bound <= limit:
+        status, reason = "pass", f"{shown}: {one_sided} is within {limit:g}"
+    elif low > limit:
+        status, reason = "fail", f"{shown}: the whole {interval} lies above {limit:g}"
+    else:
+        status = "inconclusive"
+        reason = f"{shown}: {one_sided} is above {limit:g}, the {interval} reaches below it"
+        reason += "; more samples would decide"
+    return Check(gate=label, target=target, status=status, reason=reason)
 
 
 Outcome = tuple[Status, str]  # one criterion of a shift check: its status and what it says

@@ -156,6 +156,7 @@ def plan(config: RunConfig, cache_dir: Path, note: Callable[[str], None] = lambd
             {m.name: m.baseline for m in config.models},
             metric_names,
             noise_floors={m.name for m in config.models if m.noise_floor},
+            probes=config.probes,
         )
     probes = plan_probes(config, catalog, cache, note)
     return Plan(in_comparison_order(config), prepared, cache, probes)

@@ -42,6 +42,7 @@ from evalsuite.config import (
     LlamaCppSettings,
     ModelConfig,
     NonInferiorityGate,
+    ProbeChangeGate,
     RunConfig,
     RunSettings,
     ShiftGate,
@@ -94,6 +95,13 @@ SEEDS: dict[type[BaseModel], dict[str, Any]] = {
     ShiftGate: extended(
         models=[MODEL, {"name": "v", "path": "./model", "baseline": "m"}],
         gates={"rules": [{"kind": "shift", "max_flip_rate": 0.05}]},
+    ),
+    ProbeChangeGate: extended(
+        models=[MODEL, {"name": "v", "path": "./model", "baseline": "m"}],
+        probes=[{"kind": "tautology", "tasks": [TASK], "limit": 4}],
+        gates={
+            "rules": [{"kind": "probe_change", "probe": "tautology", "metric": "pdr", "max_increase": 0.05}]
+        },
     ),
     ModelConfig: BASE,
     GenerationSettings: extended(models=[{**MODEL, "generation": {"max_new_tokens": 8}}]),
@@ -697,8 +705,8 @@ SPECIFIC = [
     Case(
         "gate-kind-unknown",
         doc(RUN, MODELS, TASKS, f"gates: {{rules: [{{kind: treshold, task: {TASK}, min: 0.1}}]}}"),
-        "gates.rules[0].kind: Input should be 'threshold', 'non_inferiority' or 'shift' (got 'treshold')"
-        " (did you mean 'threshold'?)",
+        "gates.rules[0].kind: Input should be 'threshold', 'non_inferiority', 'shift' or 'probe_change' "
+        "(got 'treshold') (did you mean 'threshold'?)",
     ),
     Case(
         "gate-kind-missing",
