@@ -5,7 +5,8 @@ Units of the hallucination kinds (``fabricated``, ``unanswerable``, ``halueval``
 ``self_consistency/<task>``, ``calibration/<task>``; :mod:`evalsuite.probes.hallucination` defines their
 metrics) get one table per kind, a row per (unit, model), each metric with its interval and its meaning
 on hover. Each calibration unit and model gets a reliability diagram (:class:`Reliability`) drawn from the
-bins in its ``probe.reliability``, and every unit and model a list of its worst records
+bins in its ``probe.reliability``, each variant its comparison with its baseline on every unit's compared
+metrics (:mod:`evalsuite.probes.comparisons`), and every unit and model a list of its worst records
 (:mod:`evalsuite.report.worst_cases`). The main Results table and the robustness section leave these
 units out (:func:`~evalsuite.report.probe_tables.probe_units`).
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from evalsuite.probes.registry import kinds
 from evalsuite.records import MetricResult, ReliabilityBin, TaskResult
-from evalsuite.report.probe_tables import family_tables, probe_units
+from evalsuite.report.probe_tables import comparisons_in, family_tables, probe_units
 from evalsuite.report.render import Section, add_section, clean
 from evalsuite.report.worst_cases import worst_cases
 from evalsuite.rundir import RunDir
@@ -66,8 +67,11 @@ def hallucination(run: RunDir) -> Section | None:
     units = probe_units(run, hallucination=True)
     if not units:
         return None
+    compared, skipped = comparisons_in(run, "hallucination")
     data = {
         "tables": family_tables(units, "hallucination"),  # a table per kind
+        "compared": compared,  # each variant against its baseline on the units' compared metrics
+        "skipped": skipped,
         "names": {kind.report.family.key: kind.report.labels for kind in kinds()},
         "diagrams": [reliability(r) for r in units if r.probe is not None and r.probe.reliability],
         "worst": worst_cases(run.samples, units),

@@ -5,7 +5,8 @@ hallucination) and its family, a table of the section (its ``report`` hooks in
 :mod:`evalsuite.probes.kinds`); the main Results table shows neither section's units. A table has a row per
 (unit, model) and the family's metrics in a fixed order (the ``family_table`` macro of ``robustness.j2``
 draws them). A kind this evalsuite does not know (a run of a later version) goes to the robustness section
-without a table.
+without a table. Each section also shows its units' comparisons of a variant with its baseline
+(``probe_comparisons`` in results.json; the ``probe_comparisons`` macro).
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from evalsuite.probes.registry import PROBE_KINDS, Family, families, load_kinds
-from evalsuite.records import MetricResult, ProbeSummary, TaskResult
+from evalsuite.records import (
+    MetricResult,
+    ProbeComparison,
+    ProbeSummary,
+    SkippedProbeComparison,
+    TaskResult,
+)
 from evalsuite.rundir import RunDir
 
 
@@ -50,6 +57,20 @@ def family_tables(units: Sequence[TaskResult], section: str) -> list[tuple[Famil
         if rows:
             tables.append((family, rows))
     return tables
+
+
+def comparisons_in(run: RunDir, section: str) -> tuple[list[ProbeComparison], list[SkippedProbeComparison]]:
+    """The run's probe comparisons of the section's units, and those it could not make."""
+    kinds = {r.task: r.probe.kind for r in run.results.results if r.probe is not None}
+
+    def shown(unit: str) -> bool:
+        return section_of(kinds.get(unit, "")) == section
+
+    results = run.results
+    return (
+        [c for c in results.probe_comparisons if shown(c.unit)],
+        [s for s in results.skipped_probe_comparisons if shown(s.unit)],
+    )
 
 
 def _outcomes(summary: ProbeSummary) -> list[tuple[str, str]]:

@@ -14,8 +14,10 @@ section, :mod:`evalsuite.report.hallucination`) are grouped by family, one table
   the outcome counts (:mod:`evalsuite.probes.adversarial.attack`).
 
 The chart draws every unit's performance drop rate 1 - perturbed / clean with its bootstrap interval:
-right of zero the probe hurt, left of zero the perturbed copies scored better. The example browser's
-data are packed like the sample browser's (:func:`~evalsuite.report.render.pack`) and decoded when opened.
+right of zero the probe hurt, left of zero the perturbed copies scored better. Under the tables, each
+variant against its baseline on every unit's compared metrics ("Variant vs base on probes",
+:mod:`evalsuite.probes.comparisons`). The example browser's data are packed like the sample browser's
+(:func:`~evalsuite.report.render.pack`) and decoded when opened.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from evalsuite.probes.registry import kinds
 from evalsuite.records import TaskResult
 from evalsuite.report.examples import probe_examples
-from evalsuite.report.probe_tables import family_tables, probe_units
+from evalsuite.report.probe_tables import comparisons_in, family_tables, probe_units
 from evalsuite.report.render import Section, add_section, clean, pack, ticks
 from evalsuite.rundir import RunDir
 
@@ -118,8 +120,11 @@ def robustness(run: RunDir) -> Section | None:
     tables = family_tables(units, "robustness")
     names = list(dict.fromkeys(r.task for r in units))
     examples = probe_examples(run.samples, names)
+    compared, skipped = comparisons_in(run, "robustness")
     data = {
         "tables": tables,
+        "compared": compared,
+        "skipped": skipped,
         "chart": pdr_chart(units),
         "names": labels(),
         "payload": pack(examples) if examples["examples"] else "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from evalsuite.records import Comparison, Results, TaskResult, Verdict
+from evalsuite.records import Comparison, ProbeComparison, Results, TaskResult, Verdict
 from evalsuite.report.render import judged_margins
 
 ICONS = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive"}
@@ -28,6 +28,8 @@ def summary_markdown(results: Results, edits: Sequence[str] = ()) -> str:
     lines += _results(results.results)
     if results.comparisons:
         lines += _comparisons(results.comparisons)
+    if results.probe_comparisons:
+        lines += _probe_comparisons(results.probe_comparisons)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -77,6 +79,26 @@ def _comparisons(comparisons: Sequence[Comparison]) -> list[str]:
         "",
         "| models | task | difference | interval | p adj | non-inferior | reading |",
         "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def _probe_comparisons(comparisons: Sequence[ProbeComparison]) -> list[str]:
+    rows = []
+    for c in comparisons:
+        p = "—" if c.p_adjusted is None else f"{c.p_adjusted:.4g}"
+        rows.append(
+            f"| {cell(c.variant)} vs {cell(c.baseline)} | {cell(c.unit)} | {cell(c.metric)} "
+            f"| {c.baseline_value:.4f} → {c.variant_value:.4f} | {c.difference:+.4f} "
+            f"| [{c.ci_low:+.4f}, {c.ci_high:+.4f}] | {p} | {cell(c.reading)} |"
+        )
+    adjust = comparisons[0].adjustment
+    return [
+        f"## Variant vs base on probes (variant - baseline; p adjusted by {adjust} over these)",
+        "",
+        "| models | probe unit | metric | baseline → variant | difference | interval | p adj | reading |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]

@@ -1,9 +1,9 @@
 """A hand-built run directory with robustness probes of all four families, and hostile text in them.
 
-Two models; a plain task (``arc_local``) and five probe units: two perturbations (homoglyph, with 25
-samples so the example browser has to choose, and invisible), option order, prompt format and an
-attack. Originals, perturbed copies, answers, details, format names and example prompts carry the
-hostile strings of ``conftest.HOSTILE`` and bidi overrides.
+Two models, "small" compared with "base" on every probe unit; a plain task (``arc_local``) and five
+probe units: two perturbations (homoglyph, with 25 samples so the example browser has to choose, and
+invisible), option order, prompt format and an attack. Originals, perturbed copies, answers, details,
+format names and example prompts carry the hostile strings of ``conftest.HOSTILE`` and bidi overrides.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from evalsuite.config import StatsSettings
+from evalsuite.probes.comparisons import build_probe_comparisons
 from evalsuite.records import (
     Discordant,
     FormatScore,
@@ -209,11 +211,17 @@ def plain_results() -> list[TaskResult]:
 
 
 def write_run(run: Path, results: list[TaskResult], samples: list[SampleRecord]) -> Path:
-    """A run directory named after its folder, with report.html rendered from its records; returns it."""
-    write_json(run / "manifest.json", manifest_json(run.name, models={}, tasks={}))
-    write_json(
-        run / "results.json", Results(run=run.name, results=results).model_dump(mode="json", by_alias=True)
+    """A run directory named after its folder, with report.html rendered from its records, "small"
+    compared with "base" on every probe unit; returns it."""
+    probed = build_probe_comparisons([MODELS], results, samples, StatsSettings(resamples=200), 0)
+    document = Results(
+        run=run.name,
+        results=results,
+        probe_comparisons=probed.comparisons,
+        skipped_probe_comparisons=probed.skipped,
     )
+    write_json(run / "manifest.json", manifest_json(run.name, models={}, tasks={}))
+    write_json(run / "results.json", document.model_dump(mode="json", by_alias=True))
     write_samples(run / "samples.jsonl", samples)
     (run / "report.html").write_text(render_report(load_run(run)), encoding="utf-8")
     return run

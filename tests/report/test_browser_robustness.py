@@ -34,6 +34,10 @@ def test_robustness_section_renders_and_stays_inert(browser: Any, probe_run: Pat
     zero = browser.find_element("css selector", "svg.pdr-chart line.pdr-zero").rect["x"]
     left = [bar for bar in bars if bar.rect["x"] + bar.rect["width"] <= zero + 1]
     assert len(left) == 1  # the one negative PDR is drawn left of the zero line
+    compared = browser.find_element("id", "probe-comparisons-robustness")
+    shown = compared.find_elements("css selector", "tr.probe-comparison")
+    assert compared.is_displayed() and shown and all(row.is_displayed() for row in shown)
+    assert shown[0].text.startswith("small vs base")
 
     browser.find_element("css selector", "#robustness-examples > summary").click()
     wait_for(lambda: "shown" in browser.find_element("id", "rx-count").text)
