@@ -271,7 +271,7 @@ class SequentialSettings(StrictModel):
     seeded random order, and a comparison stops once its non-inferiority verdict is settled."""
 
     first: int = Field(100, ge=10)  # documents in the first look
-    growth: float = Field(2.0, gt=1.0)  # each look has this many times the documents of the one before
+    growth: float = Field(1.5, gt=1.0)  # each look has this many times the documents of the one before
     spend: float = Field(0.5, gt=0.0, lt=1.0)  # share of alpha the early looks spend; the rest, the last
 
 

@@ -70,7 +70,7 @@ def evaluate_tasks(
     """Every task on every model, in looks; ``engines`` in evaluation order (baselines first)."""
     outcome = Outcome({m: [] for m in engines}, {m: [] for m in engines})
     for prepared in tasks:
-        task = _Task(config, prepared, engines, plan, progress)
+        task = _Task(config, prepared, engines, plan, progress, interval_settings)
         records = task.run()
         outcome.decisions.update(task.decisions)
         cluster_by = (
@@ -93,6 +93,7 @@ class _Task:
         engines: Mapping[str, Engine],
         plan: ComparisonPlan,
         progress: Progress,
+        intervals: IntervalSettings,
     ) -> None:
         settings = config.stats.sequential
         assert settings is not None
@@ -100,7 +101,7 @@ class _Task:
         self.prepared, self.engines, self.plan, self.progress = prepared, engines, plan, progress
         self.order = evaluation_order(prepared, config.run.seed)
         self.looks = checkpoints(len(self.order), settings.first, settings.growth)
-        self.spend = settings.spend
+        self.spend, self.intervals = settings.spend, intervals
         self.policy = plan.policies.get(self.name)
         self.open = [pair for pair in plan.pairs if all(m in engines for m in pair)] if self.policy else []
         judged = _threshold_models(config, self.name)
@@ -136,8 +137,8 @@ class _Task:
                 requests = [i for i in self.prepared.instances if i.doc_id in chunk]
                 label = f"{self.name} (look {number}: {size} of {len(self.order)})"
                 self.progress.unit_started(model, label, engine.count(requests))
-                got = score_task(self.prepared, model, engine, self.progress.advance, docs=chunk)
-                records[model] += got
+                records[model] += score_task(self.prepared, model, engine, self.progress.advance, chunk)
+                self.progress.unit_finished(aggregate(self.prepared, model, records[model], self.intervals))
             done = size
             self._judge(records, self.looks[:number], final=size == len(self.order))
         return records

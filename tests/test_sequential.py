@@ -85,7 +85,7 @@ def test_a_settled_comparison_stops_early_and_keeps_the_full_runs_verdict(
 ) -> None:
     models = {"base": BASE, "close": CLOSE, "worse": WORSE}
     full = sequential_run(tmp_path / "full", data_dir, models, 1, None)
-    run = sequential_run(tmp_path / "seq", data_dir, models, 1, {"first": 50})
+    run = sequential_run(tmp_path / "seq", data_dir, models, 1, {"first": 50, "growth": 2.0})
     printed = capsys.readouterr()
     close, worse = by_variant(run)["close"], by_variant(run)["worse"]
     # five flips in 400: non-inferior within 5 points long before the end
@@ -130,7 +130,7 @@ def test_a_comparison_the_looks_leave_unsettled_gets_the_rest_of_alpha(
     # of alpha) still reaches below -0.04, the fixed-n interval (at the other half) no longer does
     borderline = (BASE - set(range(1, 40, 4))) | {0, 10, 20, 30}
     models = {"base": BASE, "borderline": borderline}
-    run = sequential_run(tmp_path, data_dir, models, 0, {"first": 100}, margin=0.04)
+    run = sequential_run(tmp_path, data_dir, models, 0, {"first": 100, "growth": 2}, margin=0.04)
     c = by_variant(run)["borderline"]
     assert c["sequential"]["status"] == "unsettled"
     assert c["sequential"]["looks"] == [100, 200, 400]
