@@ -45,6 +45,7 @@ from evalsuite.config import (
     ProbeChangeGate,
     RunConfig,
     RunSettings,
+    SequentialSettings,
     ShiftGate,
     StatsSettings,
     TaskConfig,
@@ -86,6 +87,7 @@ SEEDS: dict[type[BaseModel], dict[str, Any]] = {
     RunConfig: BASE,
     RunSettings: BASE,
     StatsSettings: extended(stats={"resamples": 200}),
+    SequentialSettings: extended(stats={"resamples": 200, "sequential": {"first": 10}}),
     GatePolicy: extended(gates={"rules": [{"kind": "threshold", "task": TASK, "min": 0.1}]}),
     ThresholdGate: extended(gates={"rules": [{"kind": "threshold", "task": TASK, "min": 0.1}]}),
     NonInferiorityGate: extended(
