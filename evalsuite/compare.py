@@ -275,8 +275,9 @@ def compare_pair(
     difference = variant_value - base_value
     bound = min(sign * one_sided[0], sign * one_sided[1])  # lower bound of the improvement
     effect = settings.effect or policy.margin
-    psi = table.flip_rate if table is not None and clustered is None else None  # McNemar's power
-    power = _power(effect, settings.power, len(keys), psi, sd, alpha)
+    psi = table.flip_rate if table is not None else None  # McNemar's power, at the pairs' worth
+    design = clustered.design_effect if clustered else 1.0
+    power = _power(effect, settings.power, len(keys), psi, sd, alpha, design)
     decided = non_inferiority(bound, policy.margin, alpha)
     return Comparison(
         task=task,
@@ -299,6 +300,7 @@ def compare_pair(
         agreement=1 - table.flip_rate if table else None,
         clusters=clustered.clusters if clustered else None,
         cluster_by=policy.cluster_by if clustered else None,
+        design_effect=clustered.design_effect if clustered else None,
         non_inferiority=NonInferiorityResult(**vars(decided), source=policy.margin_source),
         equivalence=EquivalenceResult(**vars(equivalence)) if equivalence else None,
         power=power,
@@ -316,13 +318,23 @@ def _usable(record: SampleRecord, metric: str) -> bool:
     return record.error is None and metric in record.metrics
 
 
-def _power(effect: float, target: float, n: int, psi: float | None, sd: float, alpha: float) -> PowerResult:
-    """Power to detect ``effect`` with ``n`` pairs: McNemar's at discordance ``psi`` for binary scores,
-    else the paired mean's at standard deviation ``sd`` of the differences (NaN: no closed form)."""
+def _power(
+    effect: float,
+    target: float,
+    n: int,
+    psi: float | None,
+    sd: float,
+    alpha: float,
+    design_effect: float = 1.0,
+) -> PowerResult:
+    """Power to detect ``effect`` with ``n`` pairs: McNemar's at discordance ``psi`` for binary scores
+    (clustered ones worth ``n / design_effect`` independent pairs), else the paired mean's at standard
+    deviation ``sd`` of the differences (NaN: no closed form)."""
     if psi is not None:
-        achieved = pw.mcnemar_power(effect, n, psi, alpha)
-        mde: float | None = pw.mcnemar_mde(n, psi, alpha, target)
-        needed: int | None = pw.mcnemar_sample_size(effect, psi, alpha, target)
+        worth = max(1, math.floor(n / design_effect))
+        achieved = pw.mcnemar_power(effect, worth, psi, alpha)
+        mde: float | None = pw.mcnemar_mde(worth, psi, alpha, target)
+        needed: int | None = math.ceil(pw.mcnemar_sample_size(effect, psi, alpha, target) * design_effect)
     elif np.isfinite(sd):
         achieved = pw.paired_mean_power(effect, sd, n, alpha)
         mde = pw.paired_mean_mde(sd, n, alpha, target)
@@ -348,7 +360,8 @@ def remargin(c: Comparison, margin: float, source: str, effect: float | None = N
     ni = c.non_inferiority
     decided = non_inferiority(ni.lower_bound, margin, ni.alpha)
     psi = c.flip_rate if _mcnemar_power(c) else None
-    power = _power(effect or margin, c.power.target, c.n, psi, _sd_of_differences(c), ni.alpha)
+    sd, design = _sd_of_differences(c), c.design_effect or 1.0
+    power = _power(effect or margin, c.power.target, c.n, psi, sd, ni.alpha, design)
     updated = c.model_copy(
         update={"non_inferiority": NonInferiorityResult(**vars(decided), source=source), "power": power}
     )
@@ -358,8 +371,8 @@ def remargin(c: Comparison, margin: float, source: str, effect: float | None = N
 
 
 def _mcnemar_power(c: Comparison) -> bool:
-    """Whether a comparison's power is McNemar's (right/wrong scores, samples independent)."""
-    return c.discordant is not None and c.clusters is None
+    """Whether a comparison's power is McNemar's (right/wrong scores)."""
+    return c.discordant is not None
 
 
 def _sd_of_differences(c: Comparison) -> float:

@@ -248,6 +248,9 @@ class Comparison(_Record):
     agreement: float | None = None
     clusters: int | None = None  # clusters of a cluster-robust comparison (None: samples independent)
     cluster_by: str | None = None  # the document field that groups them
+    # cluster-robust variance over the independent-samples one (at least 1): power counts the pairs as
+    # n / design_effect independent ones
+    design_effect: float | None = None
     non_inferiority: NonInferiorityResult
     equivalence: EquivalenceResult | None = None
     power: PowerResult

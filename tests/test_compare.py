@@ -157,6 +157,17 @@ def test_a_clustered_task_is_compared_with_a_cluster_robust_paired_test(
     low = min(fitted.conf_int(0.10)[0][0], score_interval(table, 0.90, 22 / 1024)[0])
     assert worse["non_inferiority"]["lower_bound"] == pytest.approx(low, rel=1e-9)
     assert worse["discordant"]["baseline_only"] == 8  # the counts are still recorded
+    # power counts the 40 pairs as 40 / design effect independent ones
+    plain = float(np.std(differences, ddof=1)) / np.sqrt(DOCS)
+    design = (float(fitted.bse[0]) / plain) ** 2
+    assert worse["design_effect"] == pytest.approx(max(1.0, design), rel=1e-9)
+    from evalsuite.compare import remargin
+    from evalsuite.stats.power import mcnemar_power
+
+    worth = int(DOCS / worse["design_effect"])
+    assert worse["power"]["power_at_effect"] == pytest.approx(mcnemar_power(0.02, worth, 9 / DOCS, 0.05))
+    built = Comparison.model_validate(worse)
+    assert remargin(built, 0.02, "stats.margin").power == built.power
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["tasks"]["quickstart_mc"]["cluster_by"] == "answer"
     # recomputed from the records alone, the comparison is the same

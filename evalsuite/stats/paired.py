@@ -174,8 +174,10 @@ def clustered_paired(
     p = float(2 * stats.t.sf(abs(mean) / stderr, degrees)) if stderr > 0 else flat
     half = float(stats.t.isf((1 - confidence) / 2, degrees)) * stderr
     half_wide = float(stats.t.isf(one_sided_alpha, degrees)) * stderr
+    plain = float(np.std(d, ddof=1)) / math.sqrt(d.size) if d.size > 1 else 0.0
+    effect = max(1.0, (stderr / plain) ** 2) if plain > 0 else 1.0
     return ClusteredPaired(
-        mean, stderr, groups, p, (mean - half, mean + half), (mean - half_wide, mean + half_wide)
+        mean, stderr, groups, p, (mean - half, mean + half), (mean - half_wide, mean + half_wide), effect
     )
 
 
@@ -187,6 +189,9 @@ class ClusteredPaired:
     p_value: float
     interval: tuple[float, float]  # at the requested confidence
     one_sided: tuple[float, float]  # the (1 - 2 alpha) interval
+    # the design effect: the cluster-robust variance over the independent-samples one (at least 1), so
+    # n / design_effect is the number of independent pairs the clustered ones are worth
+    design_effect: float = 1.0
 
 
 def clustered_binary(
@@ -219,6 +224,7 @@ def clustered_binary(
         max(clustered.p_value, p),
         spanning(clustered.interval, score_interval(table, confidence, p)),
         spanning(clustered.one_sided, score_interval(table, 1 - 2 * one_sided_alpha, p)),
+        clustered.design_effect,
     )
 
 

@@ -211,6 +211,8 @@ def test_clustered_paired_matches_statsmodels_cluster_robust_ols() -> None:
     assert result.interval == pytest.approx((low, high), rel=1e-9)
     wide_low, wide_high = fitted.conf_int(0.10)[0]
     assert result.one_sided == pytest.approx((wide_low, wide_high), rel=1e-9)
+    plain = float(np.std(d, ddof=1)) / math.sqrt(d.size)
+    assert result.design_effect == pytest.approx(max(1.0, (float(fitted.bse[0]) / plain) ** 2), rel=1e-9)
 
 
 def test_clustered_binary_is_never_bolder_than_mcnemar() -> None:
@@ -226,6 +228,7 @@ def test_clustered_binary_is_never_bolder_than_mcnemar() -> None:
     assert result.interval == score_interval(table, 0.95, 1.0)
     assert result.interval[0] < -0.01 and result.interval[1] > 0.01
     assert result.one_sided == score_interval(table, 0.90, 1.0)
+    assert result.design_effect == 1.0  # nothing varies: no design effect to speak of
 
 
 def test_clustered_paired_needs_two_clusters() -> None:
