@@ -126,6 +126,8 @@ class _Task:
         if self.full_reason is not None and self.open:
             self.progress.note(f"{self.name}: evaluated in full: {self.full_reason}")
             self.open, self.in_full = [], set(self.engines)
+        if not self.open:  # nothing to judge along the way: one look, batched as a full run's
+            self.looks = [len(self.order)]
         done = 0
         for number, size in enumerate(self.looks, start=1):
             active = [m for m in self.engines if m in self.in_full or any(m in pair for pair in self.open)]

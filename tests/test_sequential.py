@@ -148,6 +148,7 @@ def test_a_clustered_task_is_evaluated_in_full(
     printed = capsys.readouterr()
     said = " ".join((printed.out + printed.err).split())
     assert "evaluated in full: it clusters its samples by 'gold'" in said
+    assert "(look 1: 400 of 400)" in said and "look 2" not in said  # one look, batched as a full run
     c = by_variant(run)["close"]
     assert c["sequential"] is None and c["n"] == DOCS and c["clusters"] == 4
     assert "clustered by gold (4 clusters)" in (run / "report.html").read_text(encoding="utf-8")
