@@ -46,7 +46,7 @@ from evalsuite.records import (
 from evalsuite.rundir import RunDir
 from evalsuite.stats import power as pw
 from evalsuite.stats.aggregates import AGGREGATES, paired_ratio_test
-from evalsuite.stats.decisions import adjust_pvalues, interval_equivalence, non_inferiority, tost_paired
+from evalsuite.stats.decisions import family_adjustment, interval_equivalence, non_inferiority, tost_paired
 from evalsuite.stats.intervals import is_binary
 from evalsuite.stats.paired import (
     McNemarTest,
@@ -444,27 +444,20 @@ def adjust_family(comparisons: list[Comparison], settings: StatsSettings) -> lis
     """Holm and BH over every comparison; the family is stated on each one; then a plain reading."""
     if not comparisons:
         return []
-    p = [c.p_value for c in comparisons]
-    holm, bh = adjust_pvalues(p, "holm"), adjust_pvalues(p, "bh")
     family = (
         f"{len(comparisons)} comparisons: every (baseline, variant) pair x task of the run, primary metric"
     )
-    out = []
-    for c, h, b in zip(comparisons, holm, bh, strict=True):
-        adjusted = h if settings.adjust == "holm" else b
-        out.append(
-            c.model_copy(
-                update={
-                    "p_holm": h,
-                    "p_bh": b,
-                    "adjustment": settings.adjust,
-                    "p_adjusted": adjusted,
-                    "family": family,
-                    "reading": reading(c, adjusted, c.non_inferiority.alpha),
-                }
-            )
+    adjustments = family_adjustment([c.p_value for c in comparisons], settings.adjust)
+    return [
+        c.model_copy(
+            update={
+                **a,
+                "family": family,
+                "reading": reading(c, float(a["p_adjusted"]), c.non_inferiority.alpha),
+            }
         )
-    return out
+        for c, a in zip(comparisons, adjustments, strict=True)
+    ]
 
 
 def reading(c: Comparison, p_adjusted: float, alpha: float) -> str:

@@ -38,7 +38,7 @@ from evalsuite.records import (
     SkippedProbeComparison,
     TaskResult,
 )
-from evalsuite.stats.decisions import adjust_pvalues
+from evalsuite.stats.decisions import family_adjustment
 from evalsuite.stats.weighted import paired_bootstrap, paired_permutation_pvalue, value
 
 METHOD = "paired cluster bootstrap over samples (percentile); paired permutation within samples"
@@ -203,18 +203,15 @@ def adjust_probe_family(comparisons: list[ProbeComparison], settings: StatsSetti
     """Holm and BH over the probe comparisons, the family stated on each; then a plain reading."""
     if not comparisons:
         return []
-    p = [c.p_value for c in comparisons]
-    holm, bh = adjust_pvalues(p, "holm"), adjust_pvalues(p, "bh")
     family = (
         f"{len(comparisons)} probe comparisons: every (baseline, variant) pair x probe unit x compared "
         "metric; a family apart from the task comparisons"
     )
-    out = []
-    for c, h, b in zip(comparisons, holm, bh, strict=True):
-        adjusted = h if settings.adjust == "holm" else b
-        update = {"p_holm": h, "p_bh": b, "adjustment": settings.adjust, "p_adjusted": adjusted}
-        out.append(c.model_copy(update={**update, "family": family, "reading": reading(c, adjusted)}))
-    return out
+    adjustments = family_adjustment([c.p_value for c in comparisons], settings.adjust)
+    return [
+        c.model_copy(update={**a, "family": family, "reading": reading(c, float(a["p_adjusted"]))})
+        for c, a in zip(comparisons, adjustments, strict=True)
+    ]
 
 
 def reading(c: ProbeComparison, p_adjusted: float) -> str:

@@ -71,6 +71,16 @@ def interval_equivalence(low: float, high: float, margin: float, alpha: float) -
     return Equivalence(margin, alpha, INTERVAL, None, bool(-margin < low and high < margin))
 
 
+def family_adjustment(p_values: ArrayLike, chosen: Adjustment) -> list[dict[str, float | str]]:
+    """For each p-value of a family: its Holm and BH adjustments and the chosen one, as a comparison
+    record's ``p_holm``, ``p_bh``, ``adjustment`` and ``p_adjusted``."""
+    holm, bh = adjust_pvalues(p_values, "holm"), adjust_pvalues(p_values, "bh")
+    return [
+        {"p_holm": h, "p_bh": b, "adjustment": chosen, "p_adjusted": h if chosen == "holm" else b}
+        for h, b in zip(holm, bh, strict=True)
+    ]
+
+
 def adjust_pvalues(p_values: ArrayLike, method: Adjustment) -> list[float]:
     """Holm (family-wise error) or Benjamini-Hochberg (false discovery rate) adjusted p-values."""
     from statsmodels.stats.multitest import multipletests

@@ -258,11 +258,15 @@ def bootstrap_intervals_of_mean(
     differences: ArrayLike, rng: np.random.Generator, levels: Sequence[float], resamples: int = 10_000
 ) -> list[tuple[float, float]]:
     """Percentile intervals at several confidence levels from one set of bootstrap replicates."""
-    replicates = bootstrap_mean_differences(differences, rng, resamples)
+    return percentile_intervals(bootstrap_mean_differences(differences, rng, resamples), levels)
+
+
+def percentile_intervals(replicates: ArrayLike, levels: Sequence[float]) -> list[tuple[float, float]]:
+    """The two-sided percentile interval of bootstrap ``replicates`` at each confidence level."""
     out = []
     for confidence in levels:
         tail = (1 - confidence) / 2
-        low, high = np.quantile(replicates, [tail, 1 - tail])
+        low, high = np.quantile(np.asarray(replicates, dtype=np.float64), [tail, 1 - tail])
         out.append((float(low), float(high)))
     return out
 

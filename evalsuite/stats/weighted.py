@@ -34,6 +34,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from evalsuite.stats.paired import percentile_intervals
+
 Array = np.ndarray[Any, np.dtype[np.float64]]
 
 CELLS_PER_BATCH = 4_000_000  # resamples x rows drawn at once
@@ -85,12 +87,7 @@ def paired_bootstrap(
     defined = replicates[np.isfinite(replicates)]
     if defined.size < 2 or resamples - defined.size > MAX_UNDEFINED * resamples:
         return None
-    out = []
-    for confidence in levels:
-        tail = (1 - confidence) / 2
-        low, high = np.quantile(defined, [tail, 1 - tail])
-        out.append((float(low), float(high)))
-    return out
+    return percentile_intervals(defined, levels)
 
 
 def paired_permutation_pvalue(
