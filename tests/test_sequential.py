@@ -154,6 +154,18 @@ def test_a_clustered_task_is_evaluated_in_full(
     assert "clustered by gold (4 clusters)" in (run / "report.html").read_text(encoding="utf-8")
 
 
+def test_a_rerun_takes_the_same_looks_and_reaches_the_same_decisions(data_dir: Path, tmp_path: Path) -> None:
+    # what resuming from the answer cache rests on: the same seed gives the same order, the same looks
+    # and so the same requests (the cache itself is the engine's, tests/test_resume.py)
+    models = {"base": BASE, "close": CLOSE, "worse": WORSE}
+    first = sequential_run(tmp_path, data_dir, models, 1, {"first": 50})
+    decided, manifest = results_of(first)["comparisons"], (first / "manifest.json").read_text()
+    again = sequential_run(tmp_path, data_dir, models, 1, {"first": 50})
+    assert results_of(again)["comparisons"] == decided
+    evaluated = json.loads(manifest)["tasks"][TASK]["evaluated"]
+    assert json.loads((again / "manifest.json").read_text())["tasks"][TASK]["evaluated"] == evaluated
+
+
 def test_a_threshold_gate_keeps_its_model_answering_every_document(data_dir: Path, tmp_path: Path) -> None:
     gates = [{"kind": "non_inferiority"}, {"kind": "threshold", "task": TASK, "models": ["base"], "min": 0.5}]
     run = sequential_run(tmp_path, data_dir, {"base": BASE, "worse": WORSE}, 1, {"first": 50}, gates=gates)
