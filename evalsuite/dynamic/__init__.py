@@ -1,0 +1,1 @@
+"""Benchmarks drawn fresh at run time (templated problems instantiated from a seed)."""
