@@ -12,7 +12,7 @@ import gc
 import hashlib
 import inspect
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -486,10 +486,27 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
         return out
 
     @torch.inference_mode()
+    def token_statistics(self, texts: Sequence[str], max_tokens: int) -> list[NDArray[np.float64]]:
+        """Row t pairs the distribution after tokens[: t + 1] with tokens[t + 1]; each text is reduced
+        as its batch comes, so one batch of vocabulary-wide rows is held at a time."""
+        encoded = self._distribution_tokens(texts, max_tokens)
+        out = []
+        for tokens, logprobs in zip(encoded, self._each_next_token_logprobs(encoded), strict=True):
+            targets = torch.tensor(tokens[1:], dtype=torch.long, device=logprobs.device)
+            out.append(logprob_statistics(logprobs[:-1], targets))
+        return out
+
     def _next_token_logprobs(self, texts: Sequence[str], max_tokens: int) -> list[torch.Tensor]:
         """(tokens, vocab) float32 log-probabilities of the next token at each of the first tokens."""
-        encoded = [self.tok_encode(text)[: min(max_tokens, self.max_length)] for text in texts]
-        out: list[torch.Tensor] = []
+        return list(self._each_next_token_logprobs(self._distribution_tokens(texts, max_tokens)))
+
+    def _distribution_tokens(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+        return [self.tok_encode(text)[: min(max_tokens, self.max_length)] for text in texts]
+
+    @torch.inference_mode()
+    def _each_next_token_logprobs(self, encoded: list[list[int]]) -> Iterator[torch.Tensor]:
+        """``_next_token_logprobs`` one text at a time, computed a right-padded batch at a time, so that a
+        caller reducing each text's rows holds one batch of vocabulary-wide rows, not every text's."""
         for start in range(0, len(encoded), self.batch_rows):
             rows = encoded[start : start + self.batch_rows]
             width = max(len(r) for r in rows)
@@ -499,8 +516,8 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
                 ids[i, : len(row)] = torch.tensor(row)
                 mask[i, : len(row)] = 1
             logits = self._forward(ids.to(self.torch_device), mask.to(self.torch_device))
-            out.extend(F.log_softmax(logits[i, : len(row)].float(), dim=-1) for i, row in enumerate(rows))
-        return out
+            for i, row in enumerate(rows):
+                yield F.log_softmax(logits[i, : len(row)].float(), dim=-1)
 
     # -- MoE routing (ExpertRouting) -------------------------------------------------------------
     @torch.inference_mode()
@@ -534,6 +551,23 @@ class HFBackend(TokenizerRules, RollingByTokens, Backend, TemplateLM):  # type: 
         gc.collect()
         if self.torch_device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def logprob_statistics(logprobs: torch.Tensor, targets: torch.Tensor) -> NDArray[np.float64]:
+    """(rows, 3): each target's log-probability in its row of ``logprobs`` (rows, vocab), and the mean
+    and standard deviation of log p under that row's distribution. Products are taken in the rows'
+    float32 and summed in float64 (a vocabulary is 50k to 250k terms); the variance is taken about the
+    mean, never as E[(log p)^2] - mean^2, whose two terms cancel where the spread is small against the
+    mean (a nearly flat distribution) and can leave a negative variance. Tokens without mass (a logit of
+    -inf, or an underflowed probability) contribute nothing, not 0 * inf."""
+    probs = logprobs.exp()
+    held = probs > 0
+    mean = torch.where(held, probs * logprobs, 0.0).sum(-1, dtype=torch.float64)
+    deviation = torch.where(held, logprobs - mean.float().unsqueeze(-1), 0.0)
+    variance = (probs * deviation.square()).sum(-1, dtype=torch.float64)
+    chosen = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).double()
+    stacked = torch.stack([chosen, mean, variance.sqrt()], dim=-1)
+    return stacked.cpu().numpy()
 
 
 def resolve_dtype(config: ModelConfig) -> torch.dtype:

@@ -18,7 +18,9 @@ needs instead of a full-vocabulary softmax for every echoed token.
   defaults are switched off, so sampling means what it means for ``hf``); greedy is llama.cpp's greedy
   sampler. A sampled generation's seed derives from the run seed, the request and how many identical
   requests came before it, so a resumed run draws the same text.
-* ``top_logprobs`` / ``logprobs_at``: next-token distributions for the KL between a model and its variant.
+* ``top_logprobs`` / ``logprobs_at``: next-token distributions for the KL between a model and its variant;
+  ``token_statistics``: each token's log-probability with the mean and spread of its distribution, for
+  Min-K%++ contamination scores (``stats.contamination``).
 
 Answers are cached under the GGUF file's sha256, the quantization level, llama.cpp's version and every
 setting that changes an answer (``identity``); threads do not (each dot product is one thread's work).
@@ -268,13 +270,29 @@ class LlamaCppBackend(RollingByTokens, Backend, TemplateLM):  # type: ignore[mis
             for rows, wanted in zip(self._text_rows(texts, max_tokens), ids, strict=True)
         ]
 
-    def _text_rows(self, texts: Sequence[str], max_tokens: int) -> list[NDArray[np.float32]]:
+    def token_statistics(self, texts: Sequence[str], max_tokens: int) -> list[NDArray[np.float64]]:
+        """One text at a time, each reduced before the next is fed (one text's vocabulary-wide rows held);
+        the rows are those ``logprobs_at`` reads, fed the same way."""
         out = []
-        for text in texts:
-            tokens = self.tok_encode(text)[: min(max_tokens, self.max_length)]
-            out.append(np.stack(self._logprob_rows(tokens, range(len(tokens)))))
-            self._rows.clear()
+        for tokens in self._text_tokens(texts, max_tokens):
+            if len(tokens) < 2:
+                out.append(np.zeros((0, 3)))
+                continue
+            rows = self._token_rows(tokens)
+            out.append(logprob_statistics(rows[:-1], np.asarray(tokens[1:], dtype=np.int64)))
         return out
+
+    def _text_tokens(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+        return [self.tok_encode(text)[: min(max_tokens, self.max_length)] for text in texts]
+
+    def _text_rows(self, texts: Sequence[str], max_tokens: int) -> list[NDArray[np.float32]]:
+        return [self._token_rows(tokens) for tokens in self._text_tokens(texts, max_tokens)]
+
+    def _token_rows(self, tokens: list[int]) -> NDArray[np.float32]:
+        """(tokens, vocab) next-token log-probabilities after each prefix of ``tokens``."""
+        rows = np.stack(self._logprob_rows(tokens, range(len(tokens))))
+        self._rows.clear()
+        return rows
 
     # -- description ------------------------------------------------------------------------------
     def describe(self) -> ModelInfo:
@@ -304,6 +322,20 @@ def log_softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:
     shifted = logits - logits.max()
     out: NDArray[np.float32] = (shifted - np.log(np.exp(shifted).sum())).astype(np.float32)
     return out
+
+
+def logprob_statistics(rows: NDArray[np.float32], targets: NDArray[np.int64]) -> NDArray[np.float64]:
+    """(rows, 3): each target's log-probability in its row, and the mean and standard deviation of log p
+    under that row's distribution; as ``hf.logprob_statistics`` computes them (float32 products summed in
+    float64, the variance about the mean, tokens without mass left out), in numpy."""
+    probs = np.exp(rows)
+    held = probs > 0
+    with np.errstate(invalid="ignore"):  # 0 * -inf where a token has no mass; np.where drops it
+        mean = np.where(held, probs * rows, 0.0).sum(axis=-1, dtype=np.float64)
+        deviation = np.where(held, rows - mean.astype(np.float32)[:, None], 0.0)
+    variance = (probs * np.square(deviation)).sum(axis=-1, dtype=np.float64)
+    chosen = np.take_along_axis(rows, targets[:, None], axis=-1)[:, 0].astype(np.float64)
+    return np.stack([chosen, mean, np.sqrt(variance)], axis=-1)
 
 
 def settings_of(config: ModelConfig) -> LlamaCppSettings:

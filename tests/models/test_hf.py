@@ -6,12 +6,15 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from lm_eval.api.instance import Instance
 
 from evalsuite.config import ModelConfig, Quantization
 from evalsuite.errors import BackendError, ConfigError
-from evalsuite.models import BACKENDS, LoadContext
+from evalsuite.models import BACKENDS, LoadContext, hf, llamacpp
+from evalsuite.models.base import TokenDistributions
 from evalsuite.models.hf import HFBackend
 
 PAIRS = [
@@ -117,6 +120,58 @@ def test_moe_reports_active_parameters_and_routing(tiny_model: Callable[[str], P
     assert all(0 < h <= math.log(4) + 1e-6 for h in routing.load_entropy)
     # only real tokens are routed: right padding of the shorter rows is excluded
     assert routing.tokens == backend.telemetry().scored_tokens
+
+
+def test_token_statistics_are_those_of_the_models_own_forward_pass(
+    tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """Min-K%++'s inputs against log-softmax of the model's logits for each text fed alone, in float64,
+    with sigma written the authors' way (E[(log p)^2] - mu^2): two texts of different lengths share a
+    right-padded batch, and ``max_tokens`` cuts the longer one without changing the rows it keeps."""
+    backend = load(tiny_model("llama"), tmp_path, batch_size=2)
+    assert isinstance(backend, TokenDistributions)
+    texts, max_tokens = [TEXT, "The cat sat."], 20
+    got = backend.token_statistics(texts, max_tokens)
+    for text, statistics in zip(texts, got, strict=True):
+        ids = backend.tok_encode(text)[:max_tokens]
+        with torch.inference_mode():
+            logits = backend.model(torch.tensor([ids])).logits[0, :-1].double()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        probs = logprobs.exp()
+        chosen = logprobs.gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+        mu = (probs * logprobs).sum(-1)
+        sigma = ((probs * logprobs.square()).sum(-1) - mu.square()).sqrt()
+        assert statistics.shape == (len(ids) - 1, 3) and statistics.dtype == np.float64
+        np.testing.assert_allclose(statistics, torch.stack([chosen, mu, sigma], dim=-1).numpy(), atol=1e-4)
+    assert got[0].shape == (max_tokens - 1, 3)  # TEXT is longer: cut
+    assert 2 < got[1].shape[0] < got[0].shape[0]  # the short text: padded in the batch
+    (longer,) = backend.token_statistics(texts[:1], 2 * max_tokens)
+    assert longer.shape == (2 * max_tokens - 1, 3)
+    np.testing.assert_allclose(longer[: max_tokens - 1], got[0], atol=1e-5)
+    (one_token,) = backend.token_statistics([TEXT], 1)
+    assert one_token.shape == (0, 3)
+
+
+def test_token_statistics_survive_masked_tokens_and_flat_distributions() -> None:
+    """Both backends' reductions on rows a model can give: a vocabulary part masked to -inf (no NaN from
+    0 * -inf), a nearly flat distribution (sigma 0.001, where E[(log p)^2] - mu^2 in float32 comes out
+    negative) and a peaked one; against the same statistics in float64."""
+    rng = np.random.default_rng(0)
+    logits = np.stack([rng.normal(size=4096), 1e-3 * rng.normal(size=4096), 30.0 * rng.normal(size=4096)])
+    logits[0, 1000:] = -np.inf
+    exact = logits - logits.max(axis=1, keepdims=True)
+    exact -= np.log(np.exp(exact).sum(axis=1, keepdims=True))
+    probs, finite = np.exp(exact), np.where(np.isfinite(exact), exact, 0.0)
+    mu = (probs * finite).sum(axis=1)
+    sigma = np.sqrt((probs * np.square(finite - mu[:, None])).sum(axis=1))
+    targets = np.array([3, 5, int(exact[2].argmax())])
+    expected = np.stack([exact[np.arange(3), targets], mu, sigma], axis=1)
+    rows = exact.astype(np.float32)
+    from_torch = hf.logprob_statistics(torch.from_numpy(rows), torch.from_numpy(targets))
+    from_numpy = llamacpp.logprob_statistics(rows, targets)
+    for got in (from_torch, from_numpy):
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -203,6 +203,26 @@ def test_next_token_distributions_for_kl(backend: llamacpp.LlamaCppBackend, refe
     np.testing.assert_allclose(at, values, atol=1e-6)
 
 
+def test_token_statistics_for_min_k_plus_plus(backend: llamacpp.LlamaCppBackend, reference: Any) -> None:
+    """Each token's log-probability is what ``logprobs_at`` reads for the token that follows, and the
+    mean and spread of log p are those of llama.cpp's own distribution there (float64, from scratch)."""
+    (statistics, short) = backend.token_statistics([TEXT, "The cat"], max_tokens=12)
+    assert statistics.shape == (11, 3) and statistics.dtype == np.float64
+    tokens = [BOS, *encode(reference, TEXT)][:12]
+    (at,) = backend.logprobs_at([TEXT], 12, [np.array([[t] for t in tokens[1:]] + [[0]])])
+    np.testing.assert_array_equal(statistics[:, 0], at[:-1, 0])
+    rows = reference_logprobs(reference, tokens)[:-1]
+    probs = np.exp(rows)
+    mu = (probs * rows).sum(axis=1)
+    sigma = np.sqrt((probs * np.square(rows)).sum(axis=1) - np.square(mu))
+    np.testing.assert_allclose(statistics[:, 1], mu, atol=TOLERANCE)
+    np.testing.assert_allclose(statistics[:, 2], sigma, atol=TOLERANCE)
+    assert np.all(statistics[:, 1] <= rows.max(axis=1)) and np.all(statistics[:, 2] >= 0)
+    assert short.shape == (len(encode(reference, "The cat")), 3)  # BOS first: every text token scored
+    (alone,) = backend.token_statistics(["The cat"], max_tokens=1)
+    assert alone.shape == (0, 3)
+
+
 def test_the_vocabulary_id_matches_the_transformers_tokenizer_of_the_same_file(
     backend: llamacpp.LlamaCppBackend,
 ) -> None:
