@@ -124,7 +124,8 @@ class Backend(LM, ABC):  # type: ignore[misc]  # lm-eval's LM is untyped
 
 @runtime_checkable
 class TokenDistributions(Protocol):
-    """Backends that can show their next-token distributions (for KL between a model and its variant)."""
+    """Backends that can show their next-token distributions (for KL between a model and its variant, and
+    for contamination scores)."""
 
     def vocabulary_id(self) -> str:
         """Identifies the tokenizer: distributions are comparable only between equal ids."""
@@ -140,6 +141,13 @@ class TokenDistributions(Protocol):
         self, texts: Sequence[str], max_tokens: int, ids: Sequence[NDArray[np.int64]]
     ) -> list[NDArray[np.float64]]:
         """Per text: the log-probabilities of the given token ids at each position."""
+        ...
+
+    def token_statistics(self, texts: Sequence[str], max_tokens: int) -> list[NDArray[np.float64]]:
+        """Per text: a (tokens - 1, 3) array for each of its first ``max_tokens`` tokens after the first: the
+        token's log-probability given those before it, and the mean and standard deviation of the
+        log-probability under the next-token distribution there (what Min-K%++ standardises by,
+        ``stats.contamination``). Reduced inside the backend, so no vocabulary-wide row leaves it."""
         ...
 
 
