@@ -131,6 +131,16 @@ class ReliabilityBin(_Record):
     accuracy: float | None
 
 
+class GapTest(_Record):
+    """The paired test of a gap metric: gsm_symbolic's originals against their fresh instances, by
+    template (:func:`evalsuite.stats.gaps.template_gap`)."""
+
+    p_value: float | None  # two-sided, of no difference
+    statistic: float | None
+    templates: int
+    method: str
+
+
 class ProbeSummary(_Record):
     """What a probe unit reports beyond its metrics."""
 
@@ -145,6 +155,9 @@ class ProbeSummary(_Record):
     worst_format: str | None = None
     reliability: list[ReliabilityBin] = []  # calibration: the reliability diagram's bins
     settings: dict[str, JSONValue] = {}  # severity, seeds, recipe, query budget ...
+    tests: dict[str, GapTest] = {}  # gap metric -> its paired test (gsm_symbolic)
+    sets: list[float] = []  # gsm_symbolic: the accuracy of each drawn set of fresh instances
+    notes: list[str] = []  # what the unit could not measure, and why
 
 
 class TaskResult(_Record):

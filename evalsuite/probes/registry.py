@@ -121,7 +121,7 @@ class ReportHooks:
     """Where a kind's results go in the report and how they read there. Pickers run when a report is
     rendered and import the report's helpers then (the report package imports the config)."""
 
-    section: Literal["robustness", "hallucination"]
+    section: Literal["robustness", "hallucination", "dynamic"]
     family: Family  # the table its units go to (kinds may share one: the perturbations)
     order: int  # where that table stands in its section, smallest first
     labels: dict[str, tuple[str, str]] = field(default_factory=dict)  # metric -> (column, description)

@@ -5,6 +5,9 @@ from evalsuite.report import robustness as _robustness  # noqa: F401  (registers
 # isort: split
 # the sections are registered in import order: hallucination after robustness
 from evalsuite.report import hallucination as _hallucination  # noqa: F401  (registers its section)
+
+# isort: split
+from evalsuite.report import dynamic as _dynamic  # noqa: F401  (registers its section, after hallucination)
 from evalsuite.report.render import SECTIONS, render_report
 from evalsuite.report.summary import summary_markdown
 

@@ -64,7 +64,7 @@ def reliability(result: TaskResult) -> Reliability:
 
 
 def hallucination(run: RunDir) -> Section | None:
-    units = probe_units(run, hallucination=True)
+    units = probe_units(run, "hallucination")
     if not units:
         return None
     compared, skipped = comparisons_in(run, "hallucination")

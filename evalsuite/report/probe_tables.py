@@ -39,9 +39,8 @@ def section_of(kind: str) -> str:
     return PROBE_KINDS.get(kind).report.section if kind in PROBE_KINDS else "robustness"
 
 
-def probe_units(run: RunDir, *, hallucination: bool) -> list[TaskResult]:
-    """The run's hallucination probe units, or (``hallucination=False``) its other probe units."""
-    section = "hallucination" if hallucination else "robustness"
+def probe_units(run: RunDir, section: str) -> list[TaskResult]:
+    """The run's probe units that the section shows (robustness: those of kinds it does not know too)."""
     return [r for r in run.results.results if r.probe is not None and section_of(r.probe.kind) == section]
 
 

@@ -114,7 +114,7 @@ def _finite(value: float | None) -> float | None:
 
 
 def robustness(run: RunDir) -> Section | None:
-    units = probe_units(run, hallucination=False)
+    units = probe_units(run, "robustness")
     if not units:
         return None
     tables = family_tables(units, "robustness")
