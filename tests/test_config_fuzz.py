@@ -54,8 +54,10 @@ from evalsuite.config import (
 from evalsuite.errors import did_you_mean
 from evalsuite.probes.kinds.attack import AttackConfig
 from evalsuite.probes.kinds.calibration import CalibrationConfig
+from evalsuite.probes.kinds.dyval import DyvalConfig
 from evalsuite.probes.kinds.fabricated import FabricatedConfig
 from evalsuite.probes.kinds.faithfulness import FaithfulnessConfig
+from evalsuite.probes.kinds.gsm_symbolic import GsmSymbolicConfig
 from evalsuite.probes.kinds.halueval import HaluEvalConfig
 from evalsuite.probes.kinds.option_order import OptionOrderConfig
 from evalsuite.probes.kinds.perturbation import PerturbationConfig
@@ -147,6 +149,8 @@ SEEDS: dict[type[BaseModel], dict[str, Any]] = {
     UnanswerableConfig: extended(probes=[{"kind": "unanswerable", "limit": 4, "embedding": False}]),
     HaluEvalConfig: extended(probes=[{"kind": "halueval", "limit": 4}]),
     FaithfulnessConfig: extended(probes=[{"kind": "faithfulness", "limit": 4}]),
+    DyvalConfig: extended(probes=[{"kind": "dyval_arithmetic", "limit": 2, "levels": [1, 2]}]),
+    GsmSymbolicConfig: extended(probes=[{"kind": "gsm_symbolic", "limit": 2, "sets": 1}]),
 }
 
 

@@ -19,6 +19,7 @@ last number, compared exactly (as a fraction) with the template program's answer
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections import defaultdict
@@ -145,7 +146,9 @@ class GsmSymbolicProbe(GenerationProbe):
 
         texts = [str(v.doc["question"]) for v in variants]
         found = backend.token_statistics(texts, CONTAMINATION_TOKENS)
-        return [min_k_plus_plus(rows, self.config.min_k) if len(rows) else None for rows in found]
+        scores = [min_k_plus_plus(rows, self.config.min_k) if len(rows) else None for rows in found]
+        # minus infinity (a token the model ruled out entirely) has no place in a mean difference
+        return [s if s is not None and math.isfinite(s) else None for s in scores]
 
     def judged(self, variant: Variant, response: str, score: float | None) -> Judgement:
         doc = variant.doc

@@ -6,7 +6,7 @@ Behaviours (the model's ``path`` is ``scripted/<behaviour>``):
     reasoner    GSM-Symbolic: every problem right: an original's answer looked up in the raw GSM8K test
                 file by its question, a fresh instance's read from the request's document (the answer
                 key the template program computed; the programs are checked against GSM8K's answers in
-                test_gsm_symbolic.py). DyVal: right by the independent solver of test_dyval.py.
+                test_gsm_symbolic.py). DyVal: right by the independent reader of test_dyval.py.
                 Min-K%++ score 0 on every text.
     memorizer   GSM-Symbolic: the originals right (from the raw file), every fresh instance wrong.
                 DyVal: every item wrong. Min-K%++ score +1 on GSM8K's own questions, -1 on other texts.
@@ -34,7 +34,7 @@ from evalsuite.models.base import BACKENDS, Backend, LoadContext, ModelInfo, Tel
 BACKEND = "dynamic-scripted"
 BEHAVIOURS = ("reasoner", "memorizer", "shallow")
 WRONG = "I am not sure.\nAnswer: 987654321"  # no GSM-Symbolic or DyVal answer is this number
-SHALLOW = 4  # graph nodes the shallow behaviour still gets right
+SHALLOW = 6  # graph nodes the shallow behaviour still gets right: level 1 (6 nodes), not 2 (10)
 
 _GSM = re.compile(r"\nQuestion: (?P<q>.*)\nSolution:\Z", re.DOTALL)
 _DYVAL = re.compile(r"\AProblem: (?P<q>.*)\n[^\n]*\nSolution:\Z", re.DOTALL)
@@ -77,12 +77,12 @@ class ScriptedBackend(Backend):
                 return f"Working it out step by step.\nAnswer: {self.originals[question]}"
             return f"Working it out.\nAnswer: {doc['answer']}" if self.behaviour == "reasoner" else WRONG
         if found := _DYVAL.search(prompt):
-            from tests.dynamic.test_dyval import solve
+            from tests.dynamic.test_dyval import READERS
 
             question = found["q"]
-            statements = question.count(".")  # one sentence per node, and the question
+            statements = question.count("\n")  # a line per graph node, then the question
             if self.behaviour == "reasoner" or (self.behaviour == "shallow" and statements <= SHALLOW):
-                return f"Reasoning.\nAnswer: {solve(str(doc['family']), question)}"
+                return f"Reasoning.\nAnswer: {READERS[str(doc['family'])](question).answer}"
             return WRONG
         raise LookupError(f"the scripted model cannot place this prompt: {prompt[-120:]!r}")
 

@@ -22,10 +22,12 @@ PERTURBATIONS = [
 ]  # fmt: skip
 OTHERS = ["option_order", "prompt_format", "attack"]
 HALLUCINATION = ["fabricated", "unanswerable", "halueval", "self_consistency", "calibration", "faithfulness"]
+DYNAMIC = ["dyval_arithmetic", "dyval_boolean", "dyval_deduction", "gsm_symbolic"]
 
 
 def test_every_kind_is_registered_once() -> None:
-    assert sorted(kind.name for kind in kinds()) == sorted([*PERTURBATIONS, *OTHERS, *HALLUCINATION])
+    everything = [*PERTURBATIONS, *OTHERS, *HALLUCINATION, *DYNAMIC]
+    assert sorted(kind.name for kind in kinds()) == sorted(everything)
     assert list(PROBE_KINDS) == sorted(PROBE_KINDS)  # listed by name
 
 
@@ -34,6 +36,9 @@ def test_sections_hold_their_tables_in_order() -> None:
     assert [family.key for family, _ in robustness] == ["perturbations", *OTHERS]
     assert sorted(robustness[0][1]) == sorted(PERTURBATIONS)  # one table for the fifteen perturbations
     assert [family.key for family, _ in families("hallucination")] == HALLUCINATION
+    dynamic = families("dynamic")
+    assert [family.key for family, _ in dynamic] == ["dyval", "gsm_symbolic"]
+    assert sorted(dynamic[0][1]) == DYNAMIC[:3]  # one table for the three DyVal families
 
 
 def test_an_unknown_kind_is_a_config_error_with_a_suggestion() -> None:
@@ -100,7 +105,7 @@ def test_importing_every_kind_imports_no_model_library() -> None:
     code = (
         "import sys\n"
         "from evalsuite.probes.registry import kinds\n"
-        "assert len(kinds()) == 24\n"
+        "assert len(kinds()) == 28\n"
         "heavy = {'torch', 'transformers', 'lm_eval', 'textattack', 'nltk', 'datasets'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"
     )
