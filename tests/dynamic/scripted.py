@@ -33,7 +33,12 @@ from evalsuite.models.base import BACKENDS, Backend, LoadContext, ModelInfo, Tel
 
 BACKEND = "dynamic-scripted"
 BEHAVIOURS = ("reasoner", "memorizer", "shallow")
-WRONG = "I am not sure.\nAnswer: 987654321"  # no GSM-Symbolic or DyVal answer is this number
+# A wrong answer (no GSM-Symbolic or DyVal answer is this number) with hostile text the report must show
+# as text: markup, a script, a bidi override.
+WRONG = (
+    'I am not sure <script>window.__pwned = 1</script> <img src=x onerror="window.__pwned = 2"> '
+    "right-to-left \u202eevil\u202c.\nAnswer: 987654321"
+)
 SHALLOW = 6  # graph nodes the shallow behaviour still gets right: level 1 (6 nodes), not 2 (10)
 
 _GSM = re.compile(r"\nQuestion: (?P<q>.*)\nSolution:\Z", re.DOTALL)
