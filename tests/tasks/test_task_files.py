@@ -17,6 +17,9 @@ EXPECTED = {
     "truthfulqa_mc2_local": ("multiple_choice", 817),
     "gsm8k_local": ("generate_until", 1319),
     "boolq_local": ("multiple_choice", 3270),
+    "dyval_arithmetic_local": ("generate_until", 200),  # generated: 4 levels x 50 items from seed 0
+    "dyval_boolean_local": ("generate_until", 200),
+    "dyval_deduction_local": ("generate_until", 200),
     "sst2_local": ("multiple_choice", 872),
     "lambada_local": ("loglikelihood", 5153),
     "triviaqa_local": ("generate_until", 3000),
