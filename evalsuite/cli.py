@@ -160,6 +160,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compute every answer afresh and store none (else run.answer_cache)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="RUN_DIR[:MODEL]",
+        help="compare with a model recorded in an earlier run directory (its only model without a baseline, "
+        "or MODEL) instead of evaluating it; it becomes the baseline of every model that has none",
+    )
     parser.add_argument("--dry-run", action="store_true", help="validate and build all requests, run nothing")
 
 
@@ -308,6 +314,10 @@ def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
     data = config.model_dump(mode="json")
     data["run"].update({k: str(v) if isinstance(v, Path) else v for k, v in updates.items()})
     checked = parse_config(data, "command line")  # re-validate: --name must be a valid run name too
+    if getattr(args, "baseline", None):
+        from evalsuite.recorded import with_baseline_run
+
+        checked = with_baseline_run(checked, args.baseline)
     return resolve_paths(checked, Path.cwd())
 
 

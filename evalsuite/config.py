@@ -127,6 +127,10 @@ class ModelConfig(StrictModel):
     api: ApiSettings | None = None  # backend openai: the server
     tensor_parallel_size: int = Field(1, ge=1)  # backend vllm: GPUs one model is split over
     llamacpp: LlamaCppSettings | None = None  # backend llamacpp: threads and batch
+    # A model recorded in an earlier run directory (the release that shipped): its records there stand in
+    # for evaluating it (evalsuite/recorded.py); ``run_model`` is its name in that run (default: ``name``).
+    from_run: Path | None = None
+    run_model: str | None = Field(None, pattern=NAME_PATTERN)
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -181,6 +185,22 @@ class ModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
+        if self.from_run is not None:
+            fields = type(self).model_fields
+            own = [  # set to something else than its default (a dumped and re-read config sets them all)
+                key
+                for key, info in fields.items()
+                if key not in ("name", "from_run", "run_model")
+                and getattr(self, key) != info.get_default(call_default_factory=True)
+            ]
+            if own:
+                keys = ", ".join(repr(k) for k in sorted(own))
+                raise ValueError(
+                    f"a model with 'from_run' is read from that run's records, so {keys} cannot apply"
+                )
+            return self
+        if self.run_model is not None:
+            raise ValueError("'run_model' names the model in the run of 'from_run'; give 'from_run' too")
         served = self.backend in SERVED_BACKENDS
         if served and self.api is None:
             raise ValueError(f"backend {self.backend!r} needs 'api': the server's base_url and model")
@@ -510,6 +530,11 @@ def expand_variants(models: list[Any]) -> list[Any]:
         if base_name not in by_name:
             raise ValueError(f"{where}: no model named {base_name!r}{did_you_mean(base_name, by_name)}")
         base = resolve(by_name[base_name], (*seen, base_name))
+        if base.get("from_run") is not None:
+            raise ValueError(
+                f"{where}: {base_name!r} is recorded in an earlier run ('from_run'): a variant needs weights "
+                "to change; compare with it through 'baseline' instead"
+            )
         merged = {k: copy.deepcopy(v) for k, v in base.items() if k not in ("name", "baseline", "variant_of")}
         merged.update(model)
         merged.setdefault("baseline", base_name)
@@ -698,6 +723,8 @@ def resolve_paths(config: RunConfig, base: Path, source: str = "config") -> RunC
             raise ConfigError(f"{source}: run.task_dirs: folder {folder} {_missing(folder)}")
     models = []
     for i, model in enumerate(config.models):
+        if model.from_run is not None:
+            model = model.model_copy(update={"from_run": absolute(model.from_run, f"models[{i}].from_run")})
         if model.path is not None:
             local = absolute(Path(model.path), f"models[{i}].path")
             if local.exists():

@@ -115,6 +115,7 @@ class ModelEntry(_Entry):
     requests: RequestCounts | None = None  # None in runs written before the answer cache
     info: ModelInfoEntry
     telemetry: TelemetryEntry
+    from_run: str | None = None  # "DIR (MODEL)": not evaluated here; its records came from that run
 
 
 class TaskEntry(_Entry):

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -45,6 +45,7 @@ from evalsuite.probes.base import Probe, ProbeUnit, Variant
 from evalsuite.probes.base import samples as probe_samples
 from evalsuite.probes.comparisons import build_probe_comparisons
 from evalsuite.probes.registry import probe_for, probe_kind
+from evalsuite.recorded import RecordedModel, load_recorded
 from evalsuite.records import (
     Results,
     SampleRecord,
@@ -97,6 +98,7 @@ class Plan:
     tasks: tuple[PreparedTask, ...]
     cache_dir: Path
     probes: tuple[PlannedProbe, ...] = ()
+    recorded: Mapping[str, RecordedModel] = field(default_factory=dict)  # from_run models, by name
 
     @property
     def run_dir(self) -> Path:
@@ -131,6 +133,8 @@ def plan(config: RunConfig, cache_dir: Path, note: Callable[[str], None] = lambd
     """Check every backend, model location, output folder and task name and build all requests, so that
     what cannot work fails in seconds, before any model loads. Writes nothing."""
     for model in config.models:
+        if model.from_run is not None:  # recorded in an earlier run: checked below, never loaded
+            continue
         BACKENDS.get(model.backend)
         if model.backend in PREFLIGHT:  # weights, device, packages: one line now, not after an hour
             PREFLIGHT.get(model.backend)(model)
@@ -159,7 +163,8 @@ def plan(config: RunConfig, cache_dir: Path, note: Callable[[str], None] = lambd
             probes=config.probes,
         )
     probes = plan_probes(config, catalog, cache, note)
-    return Plan(in_comparison_order(config), prepared, cache, probes)
+    recorded = load_recorded(config, prepared, probes)
+    return Plan(in_comparison_order(config), prepared, cache, probes, recorded)
 
 
 def check_task_settings(config: RunConfig, prepared: Sequence[PreparedTask]) -> None:
@@ -237,9 +242,21 @@ def execute(
         models[name] = describe(model_config.backend, model_config.baseline, engine, ranks)
         progress.note(answers_note(name, engine))
 
+    for base, variant in pairs:
+        if base in plan.recorded or variant in plan.recorded:
+            shift.skipped[f"{base} -> {variant}"] = (
+                "a model recorded in an earlier run: its next-token distributions were not kept"
+            )
     decisions: Mapping[sequential.Key, SequentialResult] = {}
     if config.stats.sequential is None:  # one model at a time, each loaded once
         for model_config in config.models:
+            if (recorded := plan.recorded.get(model_config.name)) is not None:
+                samples.extend(recorded.records)
+                cluster_by = [t.cluster_by for t in config.tasks]
+                results.extend(recorded.results(plan.tasks, plan.probes, settings, cluster_by))
+                models[model_config.name] = recorded.entry
+                progress.note(f"{model_config.name}: {len(recorded.records)} records from {recorded.source}")
+                continue
             backend, engine = open_engine(model_config, context, store, ranks)
             try:
                 evaluate_tasks(plan, model_config.name, engine, progress, samples, results)
