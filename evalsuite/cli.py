@@ -132,7 +132,46 @@ def build_parser() -> argparse.ArgumentParser:
     _accept_edits_option(report)
     tasks = commands.add_parser("tasks", help="list the task files evalsuite finds")
     tasks.add_argument("--task-dir", type=Path, action="append", default=[], help="an extra task folder")
+    _import_parser(commands)
     return parser
+
+
+def _import_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``evalsuite import FORMAT [NAME=]PATH ...`` (docs/import.md)."""
+    imported = commands.add_parser(
+        "import",
+        help="make a run directory from another tool's per-sample output (lm-eval --log_samples), "
+        "loading no model",
+    )
+    imported.add_argument("format", metavar="FORMAT", help="whose output it is: lm-eval")
+    imported.add_argument(
+        "paths",
+        nargs="+",
+        metavar="[NAME=]PATH",
+        help="one model's output each: the folder lm-eval wrote (or its results_<time>.json); NAME= "
+        "names the model (else its name in the output)",
+    )
+    imported.add_argument("--name", required=True, help="run name, the run directory's name")
+    imported.add_argument(
+        "--output-dir", type=Path, default=Path("reports"), help="where the run directory goes (./reports)"
+    )
+    imported.add_argument(
+        "--baseline", metavar="NAME", help="the model the others are compared with (else the first PATH's)"
+    )
+    imported.add_argument(
+        "--task",
+        action="append",
+        default=[],
+        dest="tasks",
+        metavar="TASK",
+        help="import only this task (repeatable; else every task of the first model)",
+    )
+    imported.add_argument(
+        "--config",
+        type=Path,
+        help="a model.yaml whose stats:, gates:, run.seed and per-task comparison keys apply",
+    )
+    imported.add_argument("--policy", type=Path, help="a gate policy file (replaces --config's gates)")
 
 
 def _accept_edits_option(parser: argparse.ArgumentParser) -> None:
@@ -233,6 +272,8 @@ def command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             return gate(args)
         if args.command == "report":
             return report(args)
+        if args.command == "import":
+            return import_output(args)
         config = load_config(args.config) if args.command == "run" else quickstart_config()
         return run(apply_overrides(config, args), args)
     except BackendUnavailable as error:
@@ -537,6 +578,34 @@ def report(args: argparse.Namespace) -> int:
     write_outputs(run)
     out.print(f"report written to {run.path / 'report.html'}")
     return EXIT_OK
+
+
+def import_output(args: argparse.Namespace) -> int:
+    """``evalsuite import``: read another tool's output, write a run directory, print what ``run``
+    prints; the exit code is the verdict of the gates, if any."""
+    from evalsuite.imports import FORMATS, ImportSettings, Source, import_run
+
+    reader = FORMATS.get(args.format)
+    sources = [Source.parse(text) for text in args.paths]
+    settings = ImportSettings.load(
+        args.name,
+        args.output_dir,
+        baseline=args.baseline,
+        tasks=args.tasks,
+        config=args.config,
+        policy=args.policy,
+    )
+    outcome = import_run(args.format, reader, sources, settings)
+    out.print(summary_table(outcome.results.results))
+    if outcome.results.comparisons:
+        out.print(comparison_table(outcome.results.comparisons))
+    for skip in outcome.results.skipped_comparisons:
+        what = f"{skip.baseline} -> {skip.variant} on {skip.task}: {skip.reason}"
+        console.print(f"[yellow]not compared[/yellow] {escape(what)}")
+    if outcome.results.gates is not None:
+        out.print(gate_table(outcome.results.gates))
+    out.print(f"run directory: {outcome.run_dir}")
+    return outcome.exit_code
 
 
 def _note_edits(path: Path, edits: Sequence[str]) -> None:
