@@ -1,4 +1,4 @@
-"""Command line: ``evalsuite run | quickstart | compare | gate | report | tasks``.
+"""Command line: ``evalsuite run | quickstart | compare | gate | report | tasks | import``.
 
 The only module that reads environment variables, prints, or picks exit codes:
 
