@@ -147,6 +147,19 @@ class EvalsuiteHF(LM):  # type: ignore[misc]  # lm-eval's LM is untyped
             listed[id(request)] += 1
         return answers
 
+    # -- chat templates: not applied -----------------------------------------------------------
+    def chat_template(self, chat_template: bool | str = False) -> str:
+        """lm-eval asks for the template only under ``--apply_chat_template``, which evalsuite's
+        ``hf`` backend does not support (its prompts are the task's text, as ``evalsuite run`` sends them);
+        lm-eval's own refusal would ask to implement ``tokenizer_name``."""
+        if chat_template:
+            raise ConfigError(f"{NAME} does not apply chat templates: leave out --apply_chat_template")
+        return ""
+
+    @property
+    def tokenizer_name(self) -> str:
+        raise ConfigError(f"{NAME} does not apply chat templates: leave out --apply_chat_template")
+
     # -- what lm-eval writes into its results' "config" -------------------------------------
     def get_model_info(self) -> dict[str, Any]:
         """Merged by lm-eval into its results JSON (``config``): where the answers came from, and the

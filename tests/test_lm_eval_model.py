@@ -289,3 +289,13 @@ def test_a_failing_request_stops_the_call_and_names_the_cache(models: tuple[Any,
     message = str(caught.value)
     assert "1 loglikelihood request(s) failed, the first with BackendError: empty continuation" in message
     assert f"the answer cache {ours.store.path}, rerun to resume" in message
+
+
+def test_chat_templates_are_refused_by_name(models: tuple[Any, EvalsuiteHF]) -> None:
+    """lm-eval asks for a template only under --apply_chat_template; the refusal says what to do."""
+    _, ours = models
+    assert ours.chat_template(False) == ""
+    with pytest.raises(ConfigError, match="does not apply chat templates: leave out --apply_chat_template"):
+        ours.chat_template(True)
+    with pytest.raises(ConfigError, match="leave out --apply_chat_template"):
+        _ = ours.tokenizer_name
