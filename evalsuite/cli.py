@@ -140,16 +140,17 @@ def _import_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     """``evalsuite import FORMAT [NAME=]PATH ...`` (docs/import.md)."""
     imported = commands.add_parser(
         "import",
-        help="make a run directory from another tool's per-sample output (lm-eval --log_samples), "
-        "loading no model",
+        help="make a run directory from another tool's per-sample output (lm-eval --log_samples, "
+        "Inspect logs), loading no model",
     )
-    imported.add_argument("format", metavar="FORMAT", help="whose output it is: lm-eval")
+    imported.add_argument("format", metavar="FORMAT", help="whose output it is: lm-eval or inspect")
     imported.add_argument(
         "paths",
         nargs="+",
         metavar="[NAME=]PATH",
-        help="one model's output each: the folder lm-eval wrote (or its results_<time>.json); NAME= "
-        "names the model (else its name in the output)",
+        help="one model's output each: the folder lm-eval wrote (or its results_<time>.json); or an "
+        "Inspect log (.eval, .json), one per model and task; NAME= names the model (else its name in "
+        "the output)",
     )
     imported.add_argument("--name", required=True, help="run name, the run directory's name")
     imported.add_argument(

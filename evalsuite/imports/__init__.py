@@ -7,11 +7,12 @@ turns the tool's files into :class:`~evalsuite.imports.core.ImportedModel` value
 
 from __future__ import annotations
 
-from evalsuite.imports import lm_eval
+from evalsuite.imports import inspect_logs, lm_eval
 from evalsuite.imports.core import ImportedModel, ImportSettings, Reader, Source, build_run, import_run
 from evalsuite.registry import Registry
 
 FORMATS: Registry[Reader] = Registry("import format")
 FORMATS.register(lm_eval.FORMAT)(lm_eval.read)
+FORMATS.register(inspect_logs.FORMAT)(inspect_logs.read)
 
 __all__ = ["FORMATS", "ImportSettings", "ImportedModel", "Reader", "Source", "build_run", "import_run"]
