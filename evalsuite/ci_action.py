@@ -27,6 +27,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,9 @@ TAIL_LINES = 30
 #: The child's console width: wide enough that rich never wraps the ``run directory:`` line (a path
 #: is at most 4096 bytes on Linux), and tables in the log stay as wide as their content.
 CHILD_COLUMNS = "10000"
+#: Leeway for file times: a run directory counts as this invocation's when its manifest.json is no
+#: older than the start of evalsuite less this (file systems with coarse or skewed time stamps).
+MTIME_SLACK_S = 2.0
 
 RUN_DIR_LINE = re.compile(r"^run directory: (?P<path>.+)$")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
@@ -83,11 +87,12 @@ class Command:
 @dataclass(frozen=True)
 class Finished:
     """What the evalsuite child process left: its exit code (128 + N when signal N killed it), the run
-    directory it said it wrote, and the last lines of its output."""
+    directory it said it wrote, the last lines of its output, and when it started (time.time())."""
 
     code: int
     printed_run_dir: Path | None
     tail: tuple[str, ...]
+    started: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,7 @@ def run_evalsuite(command: Command, environ: Mapping[str, str], github: bool) ->
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     printed: Path | None = None
     token = uuid.uuid4().hex if github else None
+    started = time.time()
     if token:
         print(f"::stop-commands::{token}", flush=True)
     try:
@@ -248,7 +254,7 @@ def run_evalsuite(command: Command, environ: Mapping[str, str], github: bool) ->
     finally:
         if token:
             print(f"::{token}::", flush=True)
-    return Finished(128 - code if code < 0 else code, printed, tuple(tail))
+    return Finished(128 - code if code < 0 else code, printed, tuple(tail), started)
 
 
 def report_of(command: Command, finished: Finished) -> Report:
@@ -257,15 +263,26 @@ def report_of(command: Command, finished: Finished) -> Report:
         judged = command.judged if command.judged is not None and command.judged.is_dir() else None
         # gate rewrites the views only when it reaches a verdict; else they are an earlier verdict's
         return Report(finished.code, judged, wrote=finished.code in (EXIT_OK, EXIT_GATE_FAILED))
-    if finished.printed_run_dir is not None and finished.printed_run_dir.is_dir():
-        return Report(finished.code, finished.printed_run_dir.resolve(), wrote=True)
+    printed = finished.printed_run_dir
+    if printed is not None and written_since(printed, finished.started):
+        return Report(finished.code, printed.resolve(), wrote=True)
     note = ""
-    if finished.code in (EXIT_OK, EXIT_GATE_FAILED, 4):  # codes evalsuite run gives after writing one
-        note = (
-            f"evalsuite exited {finished.code} but printed no 'run directory: PATH' line naming an "
-            "existing folder, so no run directory is reported"
-        )
+    if printed is not None:  # a path mangled on its way to the log, or an old folder: not this run's
+        note = f"evalsuite printed 'run directory: {printed}', which holds no run written just now"
+    elif finished.code in (EXIT_OK, EXIT_GATE_FAILED, 4):  # codes evalsuite run gives after writing one
+        note = f"evalsuite exited {finished.code} but printed no 'run directory: PATH' line"
+    if note:
+        note += ", so no run directory is reported"
     return Report(finished.code, None, wrote=False, note=note)
+
+
+def written_since(run_dir: Path, started: float) -> bool:
+    """Whether ``run_dir`` holds a run written since ``started``: its manifest.json is that recent (a
+    run directory is renamed into place whole once the run completes, manifest included)."""
+    try:
+        return (run_dir / "manifest.json").stat().st_mtime >= started - MTIME_SLACK_S
+    except OSError:
+        return False
 
 
 def code_span(text: str) -> str:

@@ -399,6 +399,32 @@ def test_options_that_do_not_fit_are_exit_2_and_run_nothing(
 # --- the pieces ---
 
 
+def test_only_a_run_directory_written_by_this_run_is_reported(tmp_path: Path) -> None:
+    """The printed path must hold a run written since evalsuite started: not an old folder that a
+    path mangled on its way to the log (or a reused name) happens to point at."""
+    run_dir = tmp_path / "runs" / "pr"
+    run_dir.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text("{}", encoding="utf-8")
+    command = ci_action.Command("run", ("run", "model.yaml"))
+    now = (run_dir / "manifest.json").stat().st_mtime
+    fresh = ci_action.report_of(command, ci_action.Finished(0, run_dir, (), started=now - 1))
+    assert fresh.run_dir == run_dir and fresh.wrote and fresh.note == ""
+    os.utime(run_dir / "manifest.json", (now - 3600, now - 3600))  # written an hour before this run
+    stale = ci_action.report_of(command, ci_action.Finished(0, run_dir, (), started=now))
+    assert stale.run_dir is None and not stale.wrote
+    assert stale.note == (
+        f"evalsuite printed 'run directory: {run_dir}', which holds no run written just now, "
+        "so no run directory is reported"
+    )
+    assert stale.outputs()["run-dir"] == "" and stale.outputs()["report"] == ""
+    silent = ci_action.report_of(command, ci_action.Finished(1, None, (), started=now))
+    assert (
+        silent.note
+        == "evalsuite exited 1 but printed no 'run directory: PATH' line, so no run directory is reported"
+    )
+    assert ci_action.report_of(command, ci_action.Finished(2, None, (), started=now)).note == ""
+
+
 def test_an_output_with_a_line_break_is_a_delimited_block() -> None:
     values = {"exit-code": "0", "run-dir": "/runs/two\nlines", "report": "x<<y", "junit": ""}
     text = github_output(values)
