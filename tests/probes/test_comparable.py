@@ -173,6 +173,8 @@ def test_every_kind_compares_its_primary_metric_and_only_metrics_it_reports() ->
     primary |= {"calibration": "ece", "self_consistency": "auroc_semantic_entropy"}
     primary |= {"fabricated": "hallucination_rate", "unanswerable": "abstention_f1"}
     primary |= {"halueval": "accuracy", "faithfulness": "faithfulness"}
+    primary |= {f"dyval_{f}": "accuracy" for f in ("arithmetic", "boolean", "deduction")}
+    primary |= {"gsm_symbolic": "drop"}
     for kind in kinds():
         assert set(kind.comparable) <= set(kind.metrics), kind.name
         assert primary.get(kind.name, "pdr") in kind.comparable, kind.name

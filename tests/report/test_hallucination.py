@@ -12,6 +12,7 @@ from lxml import html
 from evalsuite.probes.registry import families, probe_kind
 from evalsuite.records import ReliabilityBin, Results, SampleRecord
 from evalsuite.report import SECTIONS, render_report
+from evalsuite.report.dynamic import dynamic
 from evalsuite.report.hallucination import Reliability, hallucination, reliability
 from evalsuite.report.render import _manifest, _results
 from evalsuite.report.robustness import robustness
@@ -31,7 +32,9 @@ def test_no_section_without_hallucination_units(tmp_path: Path, probe_run: Path)
 
 def test_registered_after_robustness_before_the_manifest() -> None:
     assert SECTIONS.count(hallucination) == 1
-    assert SECTIONS.index(robustness) + 1 == SECTIONS.index(hallucination) == SECTIONS.index(_manifest) - 1
+    # the dynamic-evaluation section follows it, then the manifest
+    assert SECTIONS.index(robustness) + 1 == SECTIONS.index(hallucination) == SECTIONS.index(_manifest) - 2
+    assert SECTIONS.index(dynamic) == SECTIONS.index(hallucination) + 1
 
 
 KINDS = ["fabricated", "unanswerable", "halueval", "self_consistency", "calibration", "faithfulness"]
