@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from evalsuite.probes.registry import kinds
@@ -112,6 +111,7 @@ class SymbolicRow:
     drop: MetricResult | None
     drop_test: GapTest | None
     sets: list[float]
+    spread: MetricResult | None  # fresh_set_sd
     minkpp: MetricResult | None
     minkpp_test: GapTest | None
     notes: list[str]
@@ -122,10 +122,8 @@ class SymbolicRow:
 
     @property
     def set_sd(self) -> float | None:
-        if len(self.sets) < 2:
-            return None
-        mean = sum(self.sets) / len(self.sets)
-        return math.sqrt(sum((s - mean) ** 2 for s in self.sets) / (len(self.sets) - 1))
+        """The unit's ``fresh_set_sd`` (the probe computed it from the same sets)."""
+        return self.spread.value if self.spread is not None else None
 
 
 def symbolic_rows(units: list[TaskResult]) -> list[SymbolicRow]:
@@ -144,6 +142,7 @@ def symbolic_rows(units: list[TaskResult]) -> list[SymbolicRow]:
                 m.get("drop"),
                 tests.get("drop"),
                 list(r.probe.sets),
+                m.get("fresh_set_sd"),
                 m.get("minkpp_gap"),
                 tests.get("minkpp_gap"),
                 [clean(n) for n in r.probe.notes],

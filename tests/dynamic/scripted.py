@@ -23,11 +23,14 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 from lm_eval.api.instance import Instance
 from numpy.typing import NDArray
 
+from evalsuite import cli
 from evalsuite.config import ModelConfig
 from evalsuite.models.base import BACKENDS, Backend, LoadContext, ModelInfo, Telemetry
 
@@ -151,3 +154,17 @@ def model(behaviour: str, baseline: str | None = None, *, plain: bool = False) -
     path = f"scripted/{behaviour}" + ("+plain" if plain else "")
     entry = {"name": behaviour, "backend": BACKEND, "path": path}
     return entry if baseline is None else {**entry, "baseline": baseline}
+
+
+def write_config(folder: Path, name: str, body: dict[str, Any], data_dir: Path, seed: int = 3) -> Path:
+    """A run config of ``body`` (models, probes, gates) writing to ``folder``/out, cheap resamples."""
+    run = {"name": name, "output_dir": str(folder / "out"), "seed": seed, "data_dir": str(data_dir)}
+    config = {"run": run, "stats": {"resamples": 200, "interval_resamples": 200}, **body}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def run_cli(folder: Path, config: Path) -> int:
+    """``evalsuite run`` with the answer cache in ``folder``; its exit code."""
+    return cli.main(["run", str(config), "--cache-dir", str(folder / "cache")])

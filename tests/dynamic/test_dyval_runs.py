@@ -5,7 +5,6 @@ nothing, item sets that follow the seed, the difficulty curve in the report, gat
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,7 @@ import pytest
 from scipy import stats
 
 from evalsuite.records import SampleRecord, read_samples
-from tests.dynamic import scripted
-from tests.dynamic.scripted import model
-from tests.dynamic.test_symbolic_runs import run_cli, write_config
+from tests.dynamic.scripted import model, run_cli, write_config
 
 ITEMS = 5  # per level
 PROBES: list[dict[str, Any]] = [
@@ -23,15 +20,6 @@ PROBES: list[dict[str, Any]] = [
     {"kind": "dyval_deduction", "limit": ITEMS, "levels": [1, 2]},
 ]
 LEVEL_GATE = {"kind": "threshold", "task": "dyval_arithmetic", "metric": "level_1", "min": 0.5}
-
-
-@pytest.fixture(scope="module")
-def scripted_backend(data_dir: Path) -> Iterator[str]:
-    scripted.register(data_dir)
-    try:
-        yield scripted.BACKEND
-    finally:
-        scripted.unregister()
 
 
 @pytest.fixture(scope="module")

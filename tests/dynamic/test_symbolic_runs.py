@@ -5,43 +5,18 @@ by template, the gate on the original-to-fresh drop passing and failing, and bad
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from evalsuite import cli
 from evalsuite.records import SampleRecord, read_samples
-from tests.dynamic import scripted
-from tests.dynamic.scripted import model
+from tests.dynamic.scripted import model, run_cli, write_config
 
 TEMPLATES = 12
 SETS = 3
 PROBE = {"kind": "gsm_symbolic", "limit": TEMPLATES, "sets": SETS}
 DROP_GATE = {"kind": "threshold", "name": "fresh", "task": "gsm_symbolic", "metric": "drop", "max": 0.1}
-
-
-def write_config(folder: Path, name: str, body: dict[str, Any], data_dir: Path, seed: int = 3) -> Path:
-    run = {"name": name, "output_dir": str(folder / "out"), "seed": seed, "data_dir": str(data_dir)}
-    config = {"run": run, "stats": {"resamples": 200, "interval_resamples": 200}, **body}
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
-def run_cli(folder: Path, config: Path) -> int:
-    return cli.main(["run", str(config), "--cache-dir", str(folder / "cache")])
-
-
-@pytest.fixture(scope="module")
-def scripted_backend(data_dir: Path) -> Iterator[str]:
-    scripted.register(data_dir)
-    try:
-        yield scripted.BACKEND
-    finally:
-        scripted.unregister()
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from tests.dynamic import scripted
-from tests.dynamic.scripted import model
-from tests.dynamic.test_symbolic_runs import run_cli, write_config
+from tests.dynamic.scripted import model, run_cli, write_config
 from tests.report.pages import assert_inert, errors, hover_all, open_section, screenshot
 
 pytestmark = pytest.mark.browser
